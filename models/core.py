@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -122,8 +123,7 @@ class Model:
         Parameter shapes do not depend on the input size, so a small ``size``
         keeps initialization fast.
         """
-        dummy = jnp.zeros((1, size, size, 3), jnp.float32)
-        return jax.jit(self.module.init)(key, dummy)
+        return _jitted_init(self.module)(key, jnp.zeros((1, size, size, 3), jnp.float32))
 
     def apply(self, variables, images: jax.Array, capture: Iterable[str] | str | None = None):
         """Runs the network on ``images``.
@@ -145,6 +145,12 @@ class Model:
 
     def __call__(self, variables, images, capture=None):
         return self.apply(variables, images, capture)
+
+
+@functools.cache
+def _jitted_init(module: nn.Module):
+    """One compiled initializer per network: a new key does not recompile."""
+    return jax.jit(module.init)
 
 
 def _check_images(images) -> None:

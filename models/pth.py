@@ -126,7 +126,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-            raise UnsafeCheckpointError(f"unsupported persistent id in checkpoint: {pid!r:.80}")
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.40}")
         return self._load_storage(pid[1:])
 
 
@@ -224,7 +224,11 @@ def read_pth(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     try:
-        if zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        if is_zip:
+            if not zipfile.is_zipfile(path):
+                raise pickle.UnpicklingError("zip archive is truncated or corrupt")
             return _read_zip(path)
         with open(path, "rb") as f:
             return _read_legacy(f)
