@@ -51,7 +51,7 @@ def torch_state_dict_numpy(torch_model) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()}
 
 
-def to_nchw(x) -> "torch.Tensor":  # noqa: F821
+def to_nchw(x) -> torch.Tensor:  # noqa: F821
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(x), (0, 3, 1, 2))))

@@ -12,13 +12,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
-    CAT_CLASSES, COFFEE_CLASSES, PARITY_RTOL, SOFTMAX_ATOL, assert_close_to_max, randomize_batchnorm, to_nchw,
-    to_nhwc, torch_state_dict_numpy,
+    CAT_CLASSES,
+    COFFEE_CLASSES,
+    PARITY_RTOL,
+    SOFTMAX_ATOL,
+    assert_close_to_max,
+    randomize_batchnorm,
+    to_nchw,
+    to_nhwc,
+    torch_state_dict_numpy,
 )
 from efficientnet_lite_pytorch import EfficientNet
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
 
 from jaxviz import models
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
 
 
 def _reference(weights: str | None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from jaxviz.models import WeightsNotFoundError, hub
 
 

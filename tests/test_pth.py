@@ -10,7 +10,6 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
-
 from jaxviz.models import UnsafeCheckpointError, read_pth
 
 
