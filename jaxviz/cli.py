@@ -43,6 +43,7 @@ def _input(args, size: int):
 
 
 def cmd_classify(args) -> None:
+    import jax
     import jax.numpy as jnp
 
     from jaxviz import models, top_k
@@ -52,7 +53,8 @@ def cmd_classify(args) -> None:
         raise ValueError(f"--top must be at least 1, got {args.top}")
     img = _input(args, model.input_size)
     model, variables = models.load(args.model, args.weights)
-    preds = top_k(model, model.apply(variables, jnp.asarray(img)[None]), args.top)[0]
+    logits = jax.jit(model.apply)(variables, jnp.asarray(img)[None])
+    preds = top_k(model, logits, args.top)[0]
     if args.json:
         print(json.dumps(preds))
     else:

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 
 from .core import Taps
-from .layers import batch_norm, conv, global_avg_pool
+from .layers import DepthwiseConv, batch_norm, conv, global_avg_pool
 
 BN_EPS = 1e-3
 
@@ -101,7 +101,7 @@ class MBConv(nn.Module):
         hidden = b.in_ch * b.expand
         if b.expand != 1:
             x = self.act(batch_norm(BN_EPS, "bn0")(conv(hidden, 1, name="expand_conv")(x)))
-        x = conv(hidden, b.kernel, b.stride, "SAME", groups=hidden, name="depthwise_conv")(x)
+        x = DepthwiseConv(b.kernel, b.stride, name="depthwise_conv")(x)
         x = self.act(batch_norm(BN_EPS, "bn1")(x))
         x = batch_norm(BN_EPS, "bn2")(conv(b.out_ch, 1, name="project_conv")(x))
         if b.stride == 1 and b.in_ch == b.out_ch:

@@ -6,6 +6,8 @@ Kernels are HWIO. ``padding`` is an int (symmetric, as ``torch.nn.Conv2d``) or
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,99 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int | str = 0, *,
     pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=pad,
                    feature_group_count=groups, use_bias=bias, kernel_init=_he_fan_out, name=name)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" rule: output ``ceil(size / stride)``, extra pixel at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _shifted_sum(xp: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Valid depthwise correlation of padded NHWC ``xp`` with (k, k, 1, C) ``kernel``."""
+    k = kernel.shape[0]
+    out_h = (xp.shape[1] - k) // stride + 1
+    out_w = (xp.shape[2] - k) // stride + 1
+    out = None
+    for i in range(k):
+        for j in range(k):
+            window = xp[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride, :]
+            out = window * kernel[i, j, 0] if out is None else out + window * kernel[i, j, 0]
+    return out
+
+
+def _pad(x, pads):
+    return jnp.pad(x, ((0, 0), *pads, (0, 0)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def depthwise_shift(x: jax.Array, kernel: jax.Array, stride: int, pads) -> jax.Array:
+    """Depthwise convolution as k*k shifted multiply-adds, with a backward of the same form.
+
+    XLA:CPU fuses the shifted sums into one loop (5-40x faster than its grouped
+    convolution); the gradient w.r.t. ``x`` is again a depthwise correlation (of
+    the stride-dilated cotangent with the flipped kernel), so it costs about as
+    much as the forward instead of k*k separate pads. Reverse mode only (jvp is
+    not defined for a custom_vjp): use ``DepthwiseConv(impl="conv")`` for jvp.
+    """
+    return _shifted_sum(_pad(x, pads), kernel, stride)
+
+
+def _depthwise_fwd(x, kernel, stride, pads):
+    return depthwise_shift(x, kernel, stride, pads), (x, kernel)
+
+
+def _depthwise_bwd(stride, pads, residuals, g):
+    x, kernel = residuals
+    k = kernel.shape[0]
+    xp = _pad(x, pads)
+    hp, wp = xp.shape[1:3]
+    out_h, out_w = g.shape[1:3]
+    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
+    # dxp[q] = sum_i dilated_g[q - i] * kernel[i]: a correlation with the flipped kernel.
+    g_full = jax.lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (k - 1, hp - span_h, stride - 1),
+                                                      (k - 1, wp - span_w, stride - 1), (0, 0, 0)))
+    dxp = _shifted_sum(g_full, kernel[::-1, ::-1], 1)
+    (top, _), (left, _) = pads
+    dx = dxp[:, top:top + x.shape[1], left:left + x.shape[2], :]
+    dkernel = jnp.stack([
+        jnp.stack([jnp.sum(xp[:, i:i + span_h:stride, j:j + span_w:stride, :] * g, axis=(0, 1, 2)) for j in range(k)])
+        for i in range(k)])[:, :, None, :]
+    return dx, dkernel.astype(kernel.dtype)
+
+
+depthwise_shift.defvjp(_depthwise_fwd, _depthwise_bwd)
+# Eagerly, k*k static slices would each compile a program; jitted, a layer compiles once
+# per shape (under an outer jit or grad this is simply inlined).
+_depthwise_shift_jit = jax.jit(depthwise_shift, static_argnums=(2, 3))
+
+
+class DepthwiseConv(nn.Module):
+    """Depthwise convolution, kernel (k, k, 1, C) HWIO as ``nn.Conv(groups=C)`` stores it.
+
+    ``impl="auto"`` uses :func:`depthwise_shift` on CPU and
+    ``lax.conv_general_dilated`` elsewhere (cuDNN / TPU kernels).
+    """
+
+    kernel_size: int
+    stride: int = 1
+    padding: str | int = "SAME"
+    impl: str = "auto"  # "auto", "shift" or "conv"
+
+    @nn.compact
+    def __call__(self, x):
+        k, s, channels = self.kernel_size, self.stride, x.shape[-1]
+        kernel = self.param("kernel", _he_fan_out, (k, k, 1, channels), x.dtype)
+        if self.padding == "SAME":
+            pads = (same_padding(x.shape[1], k, s), same_padding(x.shape[2], k, s))
+        else:
+            pads = ((self.padding, self.padding),) * 2
+        impl = self.impl if self.impl != "auto" else ("shift" if jax.default_backend() == "cpu" else "conv")
+        if impl == "conv":
+            return jax.lax.conv_general_dilated(x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                feature_group_count=channels)
+        return _depthwise_shift_jit(x, kernel, s, pads)
 
 
 def batch_norm(epsilon: float = 1e-5, name: str | None = None) -> nn.BatchNorm:

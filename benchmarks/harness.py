@@ -1,0 +1,104 @@
+"""Timing shared by every benchmark suite.
+
+Each row times jaxviz and its peer on the same machine in the same process:
+compile (or first-call) time apart from steady state, the median of several
+runs, and the ratio jaxviz / peer in throughput (above 1: jaxviz is faster).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Timing:
+    first_s: float  # compile (jaxviz) or first call (peer)
+    median_s: float
+    runs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    suite: str
+    task: str
+    model: str
+    batch: int
+    dtype: str
+    jaxviz: Timing
+    peer: Timing | None
+    peer_name: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.peer.median_s / self.jaxviz.median_s if self.peer else None
+
+    def items_per_s(self, t: Timing) -> float:
+        return self.batch / t.median_s
+
+
+def time_calls(fn: Callable[[], object], sync: Callable[[object], object], repeats: int, warmup: int = 1) -> Timing:
+    """``first_s``: the first call, synced; then ``warmup`` unrecorded calls; then the median of ``repeats``."""
+    t0 = time.perf_counter()
+    sync(fn())
+    first = time.perf_counter() - t0
+    for _ in range(warmup):
+        sync(fn())
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sync(fn())
+        runs.append(time.perf_counter() - t0)
+    return Timing(first, statistics.median(runs), runs)
+
+
+def time_jax(jitted, args: tuple, repeats: int) -> Timing:
+    """Compiles ``jitted`` ahead of time (timed apart), then times the compiled program."""
+    import jax
+
+    t0 = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    timing = time_calls(lambda: compiled(*args), jax.block_until_ready, repeats)
+    timing.first_s = compile_s
+    return timing
+
+
+def device_name() -> str:
+    import jax
+
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        import os
+
+        return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return dev.device_kind
+
+
+def markdown(rows: list[Row], unit: str = "img/s") -> str:
+    lines = [f"| task | model | batch | dtype | jaxviz {unit} | peer {unit} | ratio "
+             "| jaxviz compile s | peer first call s | peer | note |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        peer = f"{r.items_per_s(r.peer):.2f}" if r.peer else "-"
+        ratio = f"{r.ratio:.2f}x" if r.peer else "-"
+        first = f"{r.peer.first_s:.2f}" if r.peer else "-"
+        lines.append(f"| {r.task} | {r.model} | {r.batch} | {r.dtype} | {r.items_per_s(r.jaxviz):.2f} | {peer} | "
+                     f"{ratio} | {r.jaxviz.first_s:.2f} | {first} | {r.peer_name} | {r.note} |")
+    return "\n".join(lines)
+
+
+def save(rows: list[Row], suite: str) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{suite}-{platform.node() or 'host'}.json"
+    payload = {"device": device_name(), "rows": [asdict(r) | {"ratio": r.ratio} for r in rows]}
+    path.write_text(json.dumps(payload, indent=1))
+    return path

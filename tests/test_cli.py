@@ -1,0 +1,80 @@
+"""The command line: results as JSON, and one line + exit 2 for every user mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import CAT_CLASSES, COFFEE_CLASSES
+from PIL import Image
+
+from jaxviz import cli, imagenet_labels
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("sample, expected", [("chelsea", CAT_CLASSES), ("coffee", COFFEE_CLASSES)])
+def test_classify_json(capsys, sample, expected):
+    code, out, _ = run(capsys, "classify", "--sample", sample, "--json", "--top", "3")
+    preds = json.loads(out)
+    assert code == 0 and len(preds) == 3
+    assert preds[0]["class"] in expected
+    assert preds[0]["label"] == imagenet_labels()[preds[0]["class"]]
+    assert [p["prob"] for p in preds] == sorted((p["prob"] for p in preds), reverse=True)
+
+
+def test_classify_a_file(capsys, tmp_path):
+    from jaxviz import image
+
+    image.save_png(tmp_path / "cat.png", image.sample("chelsea"))
+    code, out, _ = run(capsys, "classify", str(tmp_path / "cat.png"), "--json")
+    assert code == 0 and json.loads(out)[0]["class"] in CAT_CLASSES
+
+
+def test_layers_json(capsys):
+    code, out, _ = run(capsys, "layers", "--model", "resnet50", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    names = [r["name"] for r in rows]
+    assert names[:4] == ["conv1", "bn1", "relu", "maxpool"] and "layer4.2" in names
+    assert dict((r["name"], r["shape"]) for r in rows)["layer4"] == [7, 7, 2048]
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "text.png").write_text("not an image")
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "full.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "full.jpg").read_bytes()[:300])
+    return {
+        "missing file": ["classify", str(tmp_path / "nope.jpg")],
+        "not an image": ["classify", str(tmp_path / "text.png")],
+        "1x1 image": ["classify", str(tmp_path / "dot.png")],
+        "truncated": ["classify", str(tmp_path / "cut.jpg")],
+        "unknown model": ["classify", "--sample", "chelsea", "--model", "vgg99"],
+        "unknown layers model": ["layers", "--model", "nope"],
+        "unknown sample": ["classify", "--sample", "dog"],
+        "missing weights file": ["classify", "--sample", "chelsea", "--weights", str(tmp_path / "w.pth")],
+        "bad flag": ["classify", "--sample", "chelsea", "--frobnicate"],
+        "bad top": ["classify", "--sample", "chelsea", "--top", "0"],
+    }
+
+
+def test_user_mistakes_exit_2_with_one_line(capsys, tmp_path):
+    for what, argv in _bad_inputs(tmp_path).items():
+        code, out, err = run(capsys, *argv)
+        assert code == 2, what
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (what, err)
+        assert out == "", what
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "jaxviz.cli", "classify", str(tmp_path / "none.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
