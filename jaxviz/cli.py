@@ -70,7 +70,7 @@ def cmd_layers(args) -> None:
 
     model = models.build(args.model)
     dummy = jax.ShapeDtypeStruct((1, model.input_size, model.input_size, 3), jnp.float32)
-    variables = jax.eval_shape(model.module.init, jax.random.key(0), dummy)
+    variables = jax.eval_shape(model.init, jax.random.key(0))
     _, acts = jax.eval_shape(lambda v, x: model.apply(v, x, capture=model.layers), variables, dummy)
     rows = [{"name": n, "shape": list(acts[n].shape[1:])} for n in model.layers]
     if args.json:

@@ -8,9 +8,8 @@ over the same weights.
 
 Every port's Flax module follows two rules:
 
-* ``__call__(x, capture=frozenset())`` takes *preprocessed* NHWC images and
-  returns ``(logits, {name: activation})`` for the names in ``capture``, which
-  it records with :class:`Taps`;
+* ``__call__(x, taps=None)`` takes *preprocessed* NHWC images, returns logits,
+  and passes every named activation through ``taps(name, x)`` (:class:`Taps`);
 * every nonlinearity goes through its ``act`` field.
 
 Example:
@@ -55,17 +54,25 @@ class Preprocessing:
 
 
 class Taps:
-    """Collects the activations a caller asked for, inside a module's forward.
+    """The named points of a forward pass: records and (optionally) perturbs activations.
 
-    ``x = taps("layer1", x)`` records ``x`` under ``"layer1"`` if it was
-    requested, and returns it unchanged, so unrequested layers cost nothing.
+    ``x = taps("layer1", x)`` adds ``perturb["layer1"]`` to ``x`` if given (a zero
+    perturbation's gradient is the gradient w.r.t. that activation, as Grad-CAM
+    needs), records the result if ``"layer1"`` was requested, and returns it.
+    Unrequested layers cost nothing.
     """
 
-    def __init__(self, wanted: Iterable[str]):
+    def __init__(self, wanted: Iterable[str] = (), perturb: dict[str, jax.Array] | None = None):
         self.wanted = frozenset(wanted)
+        self.perturb = perturb or {}
         self.out: dict[str, jax.Array] = {}
 
     def __call__(self, name: str, x: jax.Array) -> jax.Array:
+        if name in self.perturb:
+            delta = self.perturb[name]
+            if delta.shape != x.shape:
+                raise ValueError(f"perturbation of {name!r} has shape {delta.shape}, the activation {x.shape}")
+            x = x + delta
         if name in self.wanted:
             self.out[name] = x
         return x
@@ -94,6 +101,9 @@ class Model:
         preprocessing: applied inside :meth:`apply` to images in [0, 1].
         layers: names of every reachable activation, in forward order.
         labels: which label set the logits index (``"imagenet"``).
+        cam_layer: the last spatial layer, whose global average feeds the
+            classifier (what CAM weights); None if there is none.
+        classifier: the parameter path of the final dense layer.
     """
 
     name: str
@@ -103,6 +113,8 @@ class Model:
     preprocessing: Preprocessing
     layers: tuple[str, ...]
     labels: str = "imagenet"
+    cam_layer: str | None = None
+    classifier: str = "fc"
 
     @property
     def act(self) -> Callable[[jax.Array], jax.Array]:
@@ -125,13 +137,16 @@ class Model:
         """
         return _jitted_init(self.module)(key, jnp.zeros((1, size, size, 3), jnp.float32))
 
-    def apply(self, variables, images: jax.Array, capture: Iterable[str] | str | None = None):
+    def apply(self, variables, images: jax.Array, capture: Iterable[str] | str | None = None,
+              perturb: dict[str, jax.Array] | None = None):
         """Runs the network on ``images``.
 
         Args:
             variables: the model's variables (``params`` and ``batch_stats``).
             images: (B, H, W, 3) float RGB in [0, 1].
             capture: layer names whose activations to return as well.
+            perturb: ``{layer: delta}`` added to those activations on the way
+                (same shapes); differentiate at zero for gradients w.r.t. layers.
 
         Returns:
             Logits (B, num_classes) when ``capture`` is None; otherwise
@@ -139,12 +154,15 @@ class Model:
             ``avgpool`` is (B, C).
         """
         _check_images(images)
-        wanted = frozenset(check_names(capture, self.layers)) if capture is not None else frozenset()
-        logits, acts = self.module.apply(variables, self.preprocessing(images), capture=wanted)
-        return logits if capture is None else (logits, acts)
+        wanted = check_names(capture, self.layers) if capture is not None else ()
+        if perturb:
+            check_names(tuple(perturb), self.layers)
+        taps = Taps(wanted, perturb)
+        logits = self.module.apply(variables, self.preprocessing(images), taps)
+        return logits if capture is None else (logits, taps.out)
 
-    def __call__(self, variables, images, capture=None):
-        return self.apply(variables, images, capture)
+    def __call__(self, variables, images, capture=None, perturb=None):
+        return self.apply(variables, images, capture, perturb)
 
 
 @functools.cache

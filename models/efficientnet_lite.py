@@ -117,8 +117,8 @@ class EfficientNetLite(nn.Module):
     act: Callable[[jax.Array], jax.Array] = jax.nn.relu6
 
     @nn.compact
-    def __call__(self, x, capture=frozenset()):
-        tap = Taps(capture)
+    def __call__(self, x, taps: Taps | None = None):
+        tap = taps if taps is not None else Taps()
         x = conv(32, 3, 2, "SAME", name="conv_stem")(x)
         x = tap("stem", self.act(batch_norm(BN_EPS, "bn0")(x)))
         for i, block in enumerate(self.blocks):
@@ -127,4 +127,4 @@ class EfficientNetLite(nn.Module):
         x = tap("head", self.act(batch_norm(BN_EPS, "bn1")(x)))
         x = tap("avgpool", global_avg_pool(x))
         logits = tap("fc", nn.Dense(self.num_classes, name="fc")(x))
-        return logits, tap.out
+        return logits

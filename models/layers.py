@@ -122,9 +122,57 @@ def batch_norm(epsilon: float = 1e-5, name: str | None = None) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=True, momentum=0.9, epsilon=epsilon, name=name)
 
 
+def _pool_windows(xp: jax.Array, kernel: int, stride: int, out_h: int, out_w: int):
+    for i in range(kernel):
+        for j in range(kernel):
+            yield i, j, xp[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride]
+
+
+def _pool_geometry(x, kernel, stride, padding):
+    h, w = x.shape[1:3]
+    return (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+
+
+def _pad_neg_inf(x, padding):
+    return jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), constant_values=-jnp.inf)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0) -> jax.Array:
-    """``torch.nn.MaxPool2d`` (pads with -inf)."""
-    return nn.max_pool(x, (kernel, kernel), (stride, stride), ((padding, padding), (padding, padding)))
+    """``torch.nn.MaxPool2d``: pads with -inf; the gradient goes to each window's *first* maximum.
+
+    Flat image regions make ties common (equal activations in a window); PyTorch
+    routes the gradient to the first maximum in row-major order, and so does this
+    (XLA's ``select_and_scatter`` picks another), so gradients match PyTorch's.
+    The forward is a fused max over k*k strided views.
+    """
+    out_h, out_w = _pool_geometry(x, kernel, stride, padding)
+    out = None
+    for _, _, window in _pool_windows(_pad_neg_inf(x, padding), kernel, stride, out_h, out_w):
+        out = window if out is None else jnp.maximum(out, window)
+    return out
+
+
+def _max_pool_fwd(x, kernel, stride, padding):
+    out = max_pool(x, kernel, stride, padding)
+    return out, (x, out)
+
+
+def _max_pool_bwd(kernel, stride, padding, residuals, g):
+    x, out = residuals
+    out_h, out_w = _pool_geometry(x, kernel, stride, padding)
+    xp = _pad_neg_inf(x, padding)
+    taken = jnp.zeros(out.shape, bool)
+    dxp = jnp.zeros(xp.shape, g.dtype)
+    for i, j, window in _pool_windows(xp, kernel, stride, out_h, out_w):
+        first = (window == out) & ~taken
+        taken = taken | first
+        dxp = dxp.at[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride].add(
+            jnp.where(first, g, 0))
+    return (dxp[:, padding:padding + x.shape[1], padding:padding + x.shape[2]],)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:

@@ -27,14 +27,15 @@ class Entry:
 
 def _resnet(name: str) -> Model:
     stages = resnet.STAGES[name]
-    return Model(name, resnet.ResNet(stages), 224, 1000, Preprocessing(), resnet.layer_names(stages))
+    return Model(name, resnet.ResNet(stages), 224, 1000, Preprocessing(), resnet.layer_names(stages),
+                 cam_layer="layer4")
 
 
 def _lite(name: str) -> Model:
     width, depth, size = efficientnet_lite.VARIANTS[name]
     blocks = efficientnet_lite.blocks_for(width, depth)
     module = efficientnet_lite.EfficientNetLite(blocks)
-    return Model(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks))
+    return Model(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks), cam_layer="head")
 
 
 def _strip_underscores(key: str) -> str:

@@ -55,8 +55,8 @@ class ResNet(nn.Module):
     act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
-    def __call__(self, x, capture=frozenset()):
-        tap = Taps(capture)
+    def __call__(self, x, taps: Taps | None = None):
+        tap = taps if taps is not None else Taps()
         x = tap("conv1", conv(64, 7, 2, 3, name="conv1")(x))
         x = tap("bn1", batch_norm(name="bn1")(x))
         x = tap("relu", self.act(x))
@@ -69,4 +69,4 @@ class ResNet(nn.Module):
             x = tap(f"layer{i}", x)
         x = tap("avgpool", global_avg_pool(x))
         logits = tap("fc", nn.Dense(self.num_classes, name="fc")(x))
-        return logits, tap.out
+        return logits

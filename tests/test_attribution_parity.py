@@ -1,0 +1,194 @@
+"""Every attribution method against Captum / pytorch-grad-cam, on identical weights and inputs.
+
+The PyTorch networks are wrapped with the same ImageNet normalization the ports
+apply inside themselves, so both sides differentiate with respect to the same
+[0, 1] images. Networks: ResNet-50 converted from a torchvision state_dict
+(random weights, randomized BN statistics) and EfficientNet-Lite0 with its real
+weights (the reference built for 128 px, where its static padding equals our
+TensorFlow-SAME padding).
+
+The comparison runs in float64 on both sides. In float32 a ReLU network's
+gradient is discontinuous where a pre-activation rounds across 0: on the real
+photos one Lite0 stem unit is +5e-8 in PyTorch and -9e-8 here, which moves a
+few input gradients by 0.4% of the maximum (3% on ResNet-50). In float64 both
+sides agree to about 3e-8; the tolerance below is still 1e-4.
+
+Lite0 uses ReLU6, and Captum's GuidedBackprop / Deconvolution only hook
+``nn.ReLU`` modules. For those two methods the reference's ReLU6 modules are
+replaced by an ``nn.ReLU`` subclass that computes ReLU6, so Captum applies its
+rule (ReLU of the gradient) at every ReLU6: the same definition as ours.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import captum.attr as ca
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torchvision
+from conftest import (
+    PARITY_RTOL,
+    assert_close_to_max,
+    randomize_batchnorm,
+    to_nchw,
+    to_nhwc,
+    torch_state_dict_numpy,
+)
+from efficientnet_lite_pytorch import EfficientNet
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
+
+import jaxviz
+from jaxviz import models
+
+#: Attribution maps: max |ours - reference| <= ATTR_RTOL x max |reference|.
+ATTR_RTOL = 1e-4
+LITE_SIZE = 128
+RESNET_SIZE = 96
+TARGETS = (281, 285)
+
+
+class Normalized(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.net((x - self.mean) / self.std)
+
+
+class ReLU6AsReLU(torch.nn.ReLU):
+    """ReLU6, but an nn.ReLU as far as Captum's hooks are concerned."""
+
+    def forward(self, x):
+        return torch.clamp(x, 0, 6)
+
+
+def _resnet():
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50()
+    randomize_batchnorm(net, seed=3)
+    variables = models.convert_state_dict("resnet50", torch_state_dict_numpy(net))
+    return Normalized(net).eval(), models.build("resnet50"), variables, RESNET_SIZE, "layer4", lambda n: n.net.layer4
+
+
+def _lite():
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=LITE_SIZE)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in models.read_pth(hub.fetch("efficientnet_lite0")).items()})
+    model, variables = models.load("efficientnet_lite0")
+    return Normalized(net).eval(), model, variables, LITE_SIZE, "blocks.15", lambda n: n.net._blocks[-1]
+
+
+@pytest.fixture(scope="module", params=["resnet50", "efficientnet_lite0"])
+def setup(request):
+    with jax.enable_x64(True):
+        torch_net, model, variables, size, layer, torch_layer = (_resnet if request.param == "resnet50" else _lite)()
+        photos = np.stack([jaxviz.image.sample(n, size) for n in ("chelsea", "coffee")]).astype(np.float64)
+        variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), variables)
+    return dict(torch=torch_net.double(), model=model, variables=variables, x=photos, layer=layer,
+                torch_layer=torch_layer)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _ours(fn, s, **kw):
+    return np.asarray(jax.jit(lambda v, x: fn(s["model"], v, x, jnp.asarray(TARGETS), **kw))(s["variables"], s["x"]))
+
+
+def _captum(explainer, s, **kw):
+    out = explainer.attribute(to_nchw(s["x"]).requires_grad_(), target=list(TARGETS), **kw)
+    return to_nhwc(out)
+
+
+def test_saliency(setup):
+    ours = _ours(jaxviz.saliency, setup)
+    theirs = _captum(ca.Saliency(setup["torch"]), setup, abs=False)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "saliency")
+
+
+@pytest.mark.parametrize("ours_fn, captum_cls", [("guided_backprop", ca.GuidedBackprop),
+                                                 ("deconvnet", ca.Deconvolution)])
+def test_modified_relu_gradients(setup, ours_fn, captum_cls):
+    net = setup["torch"]
+    for module in net.modules():  # Lite0: let Captum see its ReLU6 modules (see the module docstring)
+        if hasattr(module, "_swish"):
+            module._swish = ReLU6AsReLU()
+    ours = _ours(getattr(jaxviz, ours_fn), setup)
+    theirs = _captum(captum_cls(net), setup)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, ours_fn)
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid"])
+def test_integrated_gradients(setup, method):
+    """IG's quadrature, path and scaling, on the same weights with softplus in place of every ReLU.
+
+    With ReLUs, a quadrature node can land where a pre-activation is within
+    rounding of zero (seen: a layer4.0 unit at 3e-9 of the layer's maximum at
+    alpha = 0.898, even in float64), and the two sides then take different sides
+    of the kink. The ReLU gradient itself is what the saliency test checks.
+    """
+    smooth_torch = copy.deepcopy(setup["torch"])
+    for module in smooth_torch.modules():
+        for name, child in module.named_children():
+            if isinstance(child, (torch.nn.ReLU, torch.nn.ReLU6)):
+                setattr(module, name, torch.nn.Softplus())
+    smooth = dict(setup, model=setup["model"].with_act(jax.nn.softplus))
+    ours = _ours(jaxviz.integrated_gradients, smooth, steps=8, method=method, batch_size=8)
+    theirs = _captum(ca.IntegratedGradients(smooth_torch), setup, n_steps=8, method=method, baselines=0.0)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, f"IG {method}")
+
+
+def test_smoothgrad_with_the_same_noise(setup, monkeypatch):
+    key, samples, stdev = jax.random.key(5), 3, 0.1
+    ours = _ours(jaxviz.smoothgrad, setup, key=key, samples=samples, stdev=stdev, batch_size=4)
+    noise = np.stack([np.asarray(jaxviz.smoothgrad_noise(key, i, setup["x"].shape, stdev)) for i in range(samples)])
+    # Captum adds noise[b * samples + i] to image b (repeat_interleave); ours is noise[i, b].
+    torch_noise = to_nchw(noise.transpose(1, 0, 2, 3, 4).reshape((-1,) + setup["x"].shape[1:]))
+    monkeypatch.setattr(torch, "normal", lambda mean, std: torch_noise.to(std.dtype))
+    nt = ca.NoiseTunnel(ca.Saliency(setup["torch"]))
+    theirs = _captum(nt, setup, nt_type="smoothgrad", nt_samples=samples, stdevs=stdev, abs=False)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "smoothgrad")
+
+
+def test_occlusion(setup):
+    size = setup["x"].shape[1]
+    patch, stride = size // 4, size // 6  # a last window cropped at the border, as Captum places it
+    ours = _ours(jaxviz.occlusion, setup, patch=patch, stride=stride, fill=0.5, batch_size=16)
+    theirs = _captum(ca.Occlusion(setup["torch"]), setup, sliding_window_shapes=(3, patch, patch),
+                     strides=(3, stride, stride), baselines=0.5, perturbations_per_eval=16)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "occlusion")
+
+
+def test_grad_cam(setup, monkeypatch):
+    import pytorch_grad_cam.base_cam as base_cam
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    def resize_only(cam, target_size=None):  # pytorch-grad-cam's resize, without its min-max scaling
+        return np.stack([cv2.resize(c, target_size) if target_size else c for c in cam])
+
+    monkeypatch.setattr(base_cam, "scale_cam_image", resize_only)
+    with GradCAM(model=setup["torch"], target_layers=[setup["torch_layer"](setup["torch"])]) as gc:
+        theirs = gc(input_tensor=to_nchw(setup["x"]), targets=[ClassifierOutputTarget(t) for t in TARGETS])
+    ours = _ours(jaxviz.grad_cam, setup, layer=setup["layer"])
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "grad-cam")
+
+
+def test_cam_is_grad_cam_times_area_on_gap_networks(setup):
+    """On a GAP network, Grad-CAM's weights at the pooled layer are fc / (h * w): ReLU(CAM) = h w Grad-CAM."""
+    model, variables, x = setup["model"], setup["variables"], jnp.asarray(setup["x"])
+    ours_cam = jax.nn.relu(jaxviz.cam(model, variables, x, jnp.asarray(TARGETS), upsample=False))
+    ours_gc = jaxviz.grad_cam(model, variables, x, jnp.asarray(TARGETS), upsample=False)
+    area = ours_cam.shape[1] * ours_cam.shape[2]
+    assert ours_cam.shape[1:] == model.apply(variables, x, capture=[model.cam_layer])[1][model.cam_layer].shape[1:3]
+    assert_close_to_max(ours_cam, area * ours_gc, PARITY_RTOL, "cam vs grad-cam")
