@@ -73,8 +73,19 @@ def _per_pass(batch_size: int | None, batch: int) -> int:
     return max(1, (batch_size or DEFAULT_BATCH_SIZE) // batch)
 
 
+def _per_image_keys(key: jax.Array) -> bool:
+    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    return key.ndim == (1 if typed else 2)
+
+
 def smoothgrad_noise(key: jax.Array, index, shape, stdev: float) -> jax.Array:
-    """The Gaussian noise SmoothGrad adds for sample ``index`` (``fold_in(key, index)``)."""
+    """The Gaussian noise SmoothGrad adds for sample ``index``: ``stdev * normal(fold_in(key, index))``.
+
+    With one key per image (``jax.random.split(key, B)``), image ``b`` draws from
+    its own key, so its noise does not depend on the rest of the batch.
+    """
+    if _per_image_keys(key):
+        return jax.vmap(lambda k: smoothgrad_noise(k, index, shape[1:], stdev))(key)
     return stdev * jax.random.normal(jax.random.fold_in(key, index), shape)
 
 
@@ -84,7 +95,8 @@ def smoothgrad(model, variables, images: jax.Array, target: Target, *, key: jax.
     """The mean of ``method`` over noisy copies of the images (Smilkov et al.).
 
     Args:
-        key: PRNG key; sample ``i`` uses :func:`smoothgrad_noise` ``(key, i, ...)``.
+        key: a PRNG key, or one per image for batch-independent noise; sample
+            ``i`` uses :func:`smoothgrad_noise` ``(key, i, ...)``.
         method: any attribution with this module's signature (saliency,
             guided_backprop, integrated_gradients, ...).
         stdev: noise standard deviation in image units ([0, 1] pixels); the paper

@@ -1,0 +1,181 @@
+"""Attribution methods: known answers, properties, and the cross-cutting checks every method passes."""
+
+from __future__ import annotations
+
+import functools
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import assert_close_to_max
+from jaxviz.models import Model, Preprocessing, Taps
+
+import jaxviz
+import jaxviz.targets
+from jaxviz import models
+from jaxviz.guided import deconv, guided
+
+IG_COMPLETENESS_RTOL = 0.01  # the issue's 1%
+CROSS_RTOL = 1e-4  # jit vs eager, batch vs one image, relative to the largest magnitude
+
+
+class Linear(nn.Module):
+    act: object = jax.nn.relu  # unused: a linear model has no nonlinearity
+
+    @nn.compact
+    def __call__(self, x, taps: Taps | None = None):
+        taps = taps or Taps()
+        return taps("fc", nn.Dense(4, name="fc")(x.reshape(x.shape[0], -1)))
+
+
+class Tiny(nn.Module):
+    act: object = jax.nn.relu
+
+    @nn.compact
+    def __call__(self, x, taps: Taps | None = None):
+        taps = taps or Taps()
+        x = taps("conv", self.act(nn.Conv(6, (3, 3), name="conv")(x)))
+        x = taps("avgpool", x.mean(axis=(1, 2)))
+        return taps("fc", nn.Dense(5, name="fc")(x))
+
+
+def _tiny(module, layers):
+    model = Model("tiny", module, 8, 5, Preprocessing((0, 0, 0), (1, 1, 1)), layers, cam_layer=layers[0])
+    return model, model.init(jax.random.key(0), size=8)
+
+
+def test_saliency_of_a_linear_model_is_its_weights():
+    model, variables = _tiny(Linear(), ("fc",))
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+    kernel = variables["params"]["fc"]["kernel"]  # (8*8*3, 4)
+    for c in range(4):
+        expected = jnp.broadcast_to(kernel[:, c].reshape(8, 8, 3), x.shape)
+        chex.assert_trees_all_close(jaxviz.saliency(model, variables, x, c), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["tiny", "efficientnet_lite0"])
+def test_integrated_gradients_are_complete(which, lite0):
+    model, variables = _tiny(Tiny(), ("conv", "avgpool", "fc")) if which == "tiny" else lite0
+    size = 8 if which == "tiny" else 64
+    x = jaxviz.image.sample("chelsea", size)[None]
+    baseline = jnp.zeros_like(x)
+    target = 285 if which != "tiny" else 2
+    # ReLU6 kinks along the path make the quadrature converge slowly on Lite0:
+    # 7% off at 64 steps, 1.5% at 256, 0.4% at 1024 (measured on this image).
+    ig = jax.jit(lambda v, x: jaxviz.integrated_gradients(model, v, x, target, baseline=baseline, steps=1024,
+                                                          batch_size=128))
+    attr = ig(variables, x)
+    gap = jaxviz.targets.score(model, variables, x, target) - jaxviz.targets.score(model, variables, baseline, target)
+    assert abs(float(attr.sum() - gap[0])) <= IG_COMPLETENESS_RTOL * abs(float(gap[0]))
+
+
+@pytest.mark.parametrize("act, forward_mask", [
+    (jax.nn.relu, lambda x: x > 0), (jax.nn.relu6, lambda x: (x > 0) & (x < 6))])
+def test_modified_relu_gradients_follow_their_formulas(act, forward_mask):
+    x = jax.random.normal(jax.random.key(0), (1000,)) * 4
+    g = jax.random.normal(jax.random.key(1), (1000,))
+    (guided_grad,) = jax.vjp(guided(act), x)[1](g)
+    (deconv_grad,) = jax.vjp(deconv(act), x)[1](g)
+    np.testing.assert_array_equal(guided_grad, jnp.where(forward_mask(x), jnp.maximum(g, 0), 0))
+    np.testing.assert_array_equal(deconv_grad, jnp.maximum(g, 0))
+    np.testing.assert_array_equal(guided(act)(x), act(x))  # the forward pass is untouched
+
+
+def test_occlusion_finds_the_cat(lite0):
+    """Chelsea (224 px crop): the biggest score drop is where the cat's face is, not the background."""
+    model, variables = lite0
+    x = jnp.asarray(jaxviz.image.sample("chelsea", 224))[None]
+    heat = jaxviz.reduce_channels(jaxviz.occlusion(model, variables, x, 285, patch=32, stride=16, batch_size=32))[0]
+    y, x_ = np.unravel_index(int(jnp.argmax(heat)), heat.shape)
+    assert 60 <= y <= 200 and 40 <= x_ <= 200, (y, x_)  # eyes-to-nose box of the 224 px crop
+    assert float(heat.max()) > 0
+
+
+def test_ig_memory_does_not_grow_with_steps():
+    """ResNet-50 at 224 px: compiled scratch memory is the same for 20 and 200 steps (compile only)."""
+    model = models.build("resnet50")
+    variables = jax.eval_shape(model.init, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+    temp = {}
+    for steps in (20, 200):
+        fn = jax.jit(functools.partial(jaxviz.integrated_gradients, model, target=1, steps=steps, batch_size=8))
+        temp[steps] = fn.lower(variables, x).compile().memory_analysis().temp_size_in_bytes
+    assert temp[200] <= temp[20] + 1024  # only the scan's loop-index vector grows
+
+
+METHODS = {
+    "saliency": jaxviz.saliency,
+    "guided_backprop": jaxviz.guided_backprop,
+    "deconvnet": jaxviz.deconvnet,
+    "smoothgrad": None,  # built per batch below: one key per image makes its noise batch-independent
+    "integrated_gradients": functools.partial(jaxviz.integrated_gradients, steps=4, batch_size=8),
+    "occlusion": functools.partial(jaxviz.occlusion, patch=32, stride=32, batch_size=8),
+    "grad_cam": functools.partial(jaxviz.grad_cam, layer="blocks.10"),
+    "cam": jaxviz.cam,
+}
+
+
+KEYS = jax.random.split(jax.random.key(0), 2)
+
+
+def _method(name, rows=slice(None)):
+    if name == "smoothgrad":
+        return functools.partial(jaxviz.smoothgrad, key=KEYS[rows], samples=3, batch_size=6)
+    return METHODS[name]
+
+
+@pytest.fixture(scope="module")
+def small_batch():
+    return jnp.asarray(np.stack([jaxviz.image.sample(n, 64) for n in ("chelsea", "coffee")]))
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_cross_cutting(name, lite0, small_batch):
+    """jit == eager, batch == one image at a time, int == array target, finite, no retrace for a new target."""
+    model, variables = lite0
+    method = _method(name)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def jitted(v, x, t):
+        return method(model, v, x, t)
+
+    targets = jnp.asarray([285, 967])
+    batched = jitted(variables, small_batch, targets)
+    expected_shape = small_batch.shape if name not in ("cam", "grad_cam") else small_batch.shape[:3]
+    assert batched.shape == expected_shape and bool(jnp.all(jnp.isfinite(batched)))
+    jitted(variables, small_batch, jnp.asarray([1, 2]))  # new target values: no retrace
+    if name in ("saliency", "cam", "grad_cam"):  # eager runs are slow for the sampled methods
+        assert_close_to_max(method(model, variables, small_batch, targets), batched, CROSS_RTOL, "eager")
+    for i in range(2):
+        single = jax.jit(lambda v, x, t, i=i: _method(name, slice(i, i + 1))(model, v, x, t))
+        one = single(variables, small_batch[i:i + 1], targets[i:i + 1])
+        assert_close_to_max(one[0], batched[i], CROSS_RTOL, f"image {i} alone")
+    same = jitted(variables, small_batch, jnp.asarray([285, 285]))
+    assert_close_to_max(jax.jit(lambda v, x: method(model, v, x, 285))(variables, small_batch), same, CROSS_RTOL,
+                        "int target")
+
+
+def test_neuron_target_explains_a_mid_level_unit(lite0, small_batch):
+    model, variables = lite0
+    target = jaxviz.Neuron("blocks.10", channel=7)
+    maps = jaxviz.guided_backprop(model, variables, small_batch, target)
+    assert maps.shape == small_batch.shape and bool(jnp.any(maps != 0))
+    with pytest.raises(ValueError, match="unknown layer"):
+        jaxviz.saliency(model, variables, small_batch, jaxviz.Neuron("blocks.99", 0))
+
+
+def test_bad_targets_are_clear_errors(lite0, small_batch):
+    model, variables = lite0
+    with pytest.raises(ValueError, match="one int per image"):
+        jaxviz.saliency(model, variables, small_batch, jnp.asarray([1, 2, 3]))
+    with pytest.raises(TypeError, match="integer"):
+        jaxviz.saliency(model, variables, small_batch, 2.5)
+    with pytest.raises(ValueError, match="patch"):
+        jaxviz.occlusion(model, variables, small_batch, 1, patch=100)
+    with pytest.raises(ValueError, match="unknown layer"):
+        jaxviz.grad_cam(model, variables, small_batch, 1, layer="nope")
