@@ -78,3 +78,32 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["--method", "vanilla"],
+    ["--method", "gradcam", "--layer", "blocks.12", "--target", "281"],
+    ["--method", "occlusion", "--patch", "112", "--stride", "112"],
+    ["--method", "ig", "--steps", "4"],
+    ["--method", "guided", "--layer", "blocks.10", "--channel", "3"],
+])
+def test_saliency_writes_a_png(capsys, tmp_path, argv):
+    out = tmp_path / "s.png"
+    code, stdout, _ = run(capsys, "saliency", "--sample", "chelsea", *argv, "--out", str(out), "--json")
+    summary = json.loads(stdout)
+    assert code == 0 and out.exists()
+    assert summary["method"] == argv[1] and summary["out"] == str(out)
+    assert summary["target"] in (CAT_CLASSES if "--target" not in argv else {281})
+    assert Image.open(out).size[0] > 2 * 224
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "gradcam", "--layer", "nope"], "unknown layer"),
+    (["--method", "cam", "--layer", "head"], "gradcam"),
+    (["--method", "vanilla", "--target", "5000"], "class index"),
+    (["--method", "sobel"], "invalid choice"),
+])
+def test_saliency_mistakes(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, "saliency", "--sample", "chelsea", *argv, "--out", str(tmp_path / "s.png"))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.png").exists()
