@@ -21,30 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
 from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from peers import torch_pair  # noqa: E402
 
 from jaxviz import models  # noqa: E402
 
 TARGET = 281
-
-
-def paired(name: str):
-    """The PyTorch reference network, and the same weights as jaxviz variables."""
-    import torch
-
-    torch.manual_seed(0)
-    if name == "resnet50":
-        import torchvision
-
-        net = torchvision.models.resnet50()
-    else:
-        from efficientnet_lite_pytorch import EfficientNet
-
-        net = EfficientNet.from_name("efficientnet-lite0")
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    variables = models.convert_state_dict(name, {k: v.numpy() for k, v in net.state_dict().items()})
-    return net, variables
 
 
 def bench(name: str, batch: int, dtype: str, repeats: int, with_peer: bool) -> list[Row]:
@@ -52,7 +33,7 @@ def bench(name: str, batch: int, dtype: str, repeats: int, with_peer: bool) -> l
 
     model = models.build(name)
     if with_peer:
-        net, variables = paired(name)
+        net, variables = torch_pair(name)
     else:
         net, variables = None, models.load(name, weights=None, key=jax.random.key(0))[1]
     jdtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32

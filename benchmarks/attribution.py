@@ -1,0 +1,144 @@
+"""Attribution methods: jaxviz vs Captum (pytorch-grad-cam for Grad-CAM), images/s.
+
+    python benchmarks/attribution.py                         # both models, batch 16, 224 px
+    python benchmarks/attribution.py --model efficientnet_lite0 --method saliency ig
+
+Both sides explain the same [0, 1] images with the same weights (the PyTorch
+network normalizes inside, as the ports do), one target class per image.
+Sampled methods use the same settings on both sides (``--samples``, ``--steps``,
+occlusion ``--patch``/``--stride``) and the same number of images per forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
+
+import jaxviz  # noqa: E402
+from jaxviz import models  # noqa: E402
+
+METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
+           "grad_cam", "cam")
+LAYERS = {"resnet50": "layer4", "efficientnet_lite0": "blocks.15"}
+
+
+def jax_method(name, args, batch):
+    per_pass = batch * args.per_pass
+    return {
+        "saliency": jaxviz.saliency,
+        "guided_backprop": jaxviz.guided_backprop,
+        "deconvnet": jaxviz.deconvnet,
+        "smoothgrad": functools.partial(jaxviz.smoothgrad, key=jax.random.key(0), samples=args.samples,
+                                        stdev=0.15, batch_size=per_pass),
+        "integrated_gradients": functools.partial(jaxviz.integrated_gradients, steps=args.steps,
+                                                  batch_size=per_pass),
+        "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride, fill=0.5,
+                                       batch_size=per_pass),
+        "grad_cam": functools.partial(jaxviz.grad_cam, layer=args.layer),
+        "cam": jaxviz.cam,
+    }[name]
+
+
+def peer_method(name, args, model_name, net, x, targets):
+    """A zero-argument callable running the peer, and the peer's name (None: no peer)."""
+    import captum.attr as ca
+    import torch
+
+    tx = to_torch(x)
+    tlist = [int(t) for t in targets]
+    batch = x.shape[0]
+
+    def attribute(explainer, **kw):
+        return lambda: explainer.attribute(tx.clone().requires_grad_(), target=tlist, **kw)
+
+    if name == "saliency":
+        return attribute(ca.Saliency(net), abs=False), "Captum Saliency"
+    if name in ("guided_backprop", "deconvnet"):
+        if model_name == "efficientnet_lite0":
+            relu6_visible_to_captum(net)
+        cls = ca.GuidedBackprop if name == "guided_backprop" else ca.Deconvolution
+        return attribute(cls(net)), f"Captum {cls.__name__}"
+    if name == "smoothgrad":
+        nt = ca.NoiseTunnel(ca.Saliency(net))
+        return attribute(nt, nt_type="smoothgrad", nt_samples=args.samples, stdevs=0.15, abs=False,
+                         nt_samples_batch_size=args.per_pass), "Captum NoiseTunnel(Saliency)"
+    if name == "integrated_gradients":
+        return attribute(ca.IntegratedGradients(net), n_steps=args.steps, baselines=0.0,
+                         internal_batch_size=batch * args.per_pass), "Captum IntegratedGradients"
+    if name == "occlusion":
+        return attribute(ca.Occlusion(net), sliding_window_shapes=(3, args.patch, args.patch),
+                         strides=(3, args.stride, args.stride), baselines=0.5,
+                         perturbations_per_eval=args.per_pass), "Captum Occlusion"
+    if name == "grad_cam":
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        inner = net.net
+        for param in net.parameters():  # it calls loss.backward(): weight gradients too, as its users run it
+            param.requires_grad_(True)
+        layer = inner.layer4 if model_name == "resnet50" else inner._blocks[-1]
+        cam = GradCAM(model=net, target_layers=[layer])
+        outputs = [ClassifierOutputTarget(t) for t in tlist]
+        return (lambda: cam(input_tensor=tx, targets=outputs)), "pytorch-grad-cam GradCAM"
+    del torch
+    return None, "-"
+
+
+def bench(model_name: str, methods, args) -> list[Row]:
+    model = models.build(model_name)
+    net, variables = torch_pair(model_name, normalized=True) if not args.no_peer else (
+        None, models.load(model_name, weights=None)[1])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(args.batch, model.input_size, model.input_size, 3)).astype(np.float32)
+    targets = rng.integers(0, 1000, args.batch)
+    args.layer = LAYERS[model_name]
+    rows = []
+    for name in methods:
+        fn = jax_method(name, args, args.batch)
+        jitted = jax.jit(lambda v, x, t, fn=fn: fn(model, v, x, t))
+        ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets)), args.repeats)
+        peer, peer_name = (None, "-") if args.no_peer else peer_method(name, args, model_name, net, x, targets)
+        theirs = time_calls(peer, lambda t: t, args.repeats) if peer else None
+        note = {"smoothgrad": f"{args.samples} samples", "integrated_gradients": f"{args.steps} steps",
+                "occlusion": f"patch {args.patch}, stride {args.stride}",
+                "grad_cam": f"layer {args.layer}; peer also computes weight grads, normalizes, resizes (OpenCV)",
+                "cam": "no Captum/pytorch-grad-cam CAM"}.get(name, "")
+        rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
+        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", nargs="*", default=["efficientnet_lite0", "resnet50"])
+    p.add_argument("--method", nargs="*", default=list(METHODS), choices=METHODS)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--samples", type=int, default=4, help="smoothgrad samples")
+    p.add_argument("--steps", type=int, default=4, help="IG steps")
+    p.add_argument("--patch", type=int, default=56)
+    p.add_argument("--stride", type=int, default=56)
+    p.add_argument("--per-pass", type=int, default=4, help="copies of the batch per forward pass (sampled methods)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-peer", action="store_true")
+    args = p.parse_args(argv)
+    print(f"device: {device_name()}")
+    rows = []
+    for name in args.model:
+        rows += bench(name, args.method, args)
+    print()
+    print(markdown(rows))
+    print(f"\nsaved {save(rows, 'attribution')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The PyTorch side of the benchmarks: reference networks with jaxviz's weights."""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
+
+from jaxviz import models
+
+
+def torch_pair(name: str, normalized: bool = False):
+    """The PyTorch reference network and the same weights as jaxviz variables.
+
+    With ``normalized``, the network takes [0, 1] images and applies ImageNet
+    normalization itself, as the jaxviz ports do, so attributions are with
+    respect to the same inputs on both sides.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    if name == "resnet50":
+        import torchvision
+
+        net = torchvision.models.resnet50()
+    else:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    variables = models.convert_state_dict(name, {k: v.numpy() for k, v in net.state_dict().items()})
+    if normalized:
+        net = Normalized(net).eval()
+    return net, variables
+
+
+def to_torch(images) -> torch.Tensor:  # noqa: F821
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2)))
+
+
+def _normalized_cls():
+    import torch
+
+    class _Normalized(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            return self.net((x - self.mean) / self.std)
+
+    return _Normalized
+
+
+def Normalized(net):  # noqa: N802 - reads like the class it builds
+    return _normalized_cls()(net)
+
+
+def relu6_visible_to_captum(net) -> None:
+    """Captum's GuidedBackprop/Deconvolution hook ``nn.ReLU`` only: make Lite0's ReLU6 one."""
+    import torch
+
+    class ReLU6AsReLU(torch.nn.ReLU):
+        def forward(self, x):
+            return torch.clamp(x, 0, 6)
+
+    for module in net.modules():
+        if hasattr(module, "_swish"):
+            module._swish = ReLU6AsReLU()
