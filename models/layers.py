@@ -128,40 +128,49 @@ def _pool_windows(xp: jax.Array, kernel: int, stride: int, out_h: int, out_w: in
             yield i, j, xp[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride]
 
 
-def _pool_geometry(x, kernel, stride, padding):
-    h, w = x.shape[1:3]
-    return (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+def _pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """PyTorch's output size; in ceil mode the last window must start inside the input or left padding."""
+    span = size + 2 * padding - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
-def _pad_neg_inf(x, padding):
-    return jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), constant_values=-jnp.inf)
+def _pool_pads(x, kernel, stride, padding, ceil_mode):
+    pads = []
+    for size in x.shape[1:3]:
+        out = _pool_out(size, kernel, stride, padding, ceil_mode)
+        pads.append((padding, max((out - 1) * stride + kernel - size - padding, 0)))
+    return tuple(pads)
+
+
+def _pad_neg_inf(x, pads):
+    return jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+
+
+def _out_hw(xp, kernel, stride):
+    return (xp.shape[1] - kernel) // stride + 1, (xp.shape[2] - kernel) // stride + 1
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0) -> jax.Array:
-    """``torch.nn.MaxPool2d``: pads with -inf; the gradient goes to each window's *first* maximum.
-
-    Flat image regions make ties common (equal activations in a window); PyTorch
-    routes the gradient to the first maximum in row-major order, and so does this
-    (XLA's ``select_and_scatter`` picks another), so gradients match PyTorch's.
-    The forward is a fused max over k*k strided views.
-    """
-    out_h, out_w = _pool_geometry(x, kernel, stride, padding)
+def _max_pool(x: jax.Array, kernel: int, stride: int, pads) -> jax.Array:
+    xp = _pad_neg_inf(x, pads)
     out = None
-    for _, _, window in _pool_windows(_pad_neg_inf(x, padding), kernel, stride, out_h, out_w):
+    for _, _, window in _pool_windows(xp, kernel, stride, *_out_hw(xp, kernel, stride)):
         out = window if out is None else jnp.maximum(out, window)
     return out
 
 
-def _max_pool_fwd(x, kernel, stride, padding):
-    out = max_pool(x, kernel, stride, padding)
+def _max_pool_fwd(x, kernel, stride, pads):
+    out = _max_pool(x, kernel, stride, pads)
     return out, (x, out)
 
 
-def _max_pool_bwd(kernel, stride, padding, residuals, g):
+def _max_pool_bwd(kernel, stride, pads, residuals, g):
     x, out = residuals
-    out_h, out_w = _pool_geometry(x, kernel, stride, padding)
-    xp = _pad_neg_inf(x, padding)
+    xp = _pad_neg_inf(x, pads)
+    out_h, out_w = _out_hw(xp, kernel, stride)
     taken = jnp.zeros(out.shape, bool)
     dxp = jnp.zeros(xp.shape, g.dtype)
     for i, j, window in _pool_windows(xp, kernel, stride, out_h, out_w):
@@ -169,10 +178,43 @@ def _max_pool_bwd(kernel, stride, padding, residuals, g):
         taken = taken | first
         dxp = dxp.at[:, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride].add(
             jnp.where(first, g, 0))
-    return (dxp[:, padding:padding + x.shape[1], padding:padding + x.shape[2]],)
+    (top, _), (left, _) = pads
+    return (dxp[:, top:top + x.shape[1], left:left + x.shape[2]],)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> jax.Array:
+    """``torch.nn.MaxPool2d``: pads with -inf; the gradient goes to each window's *first* maximum.
+
+    Flat image regions make ties common (equal activations in a window); PyTorch
+    routes the gradient to the first maximum in row-major order, and so does this
+    (XLA's ``select_and_scatter`` picks another), so gradients match PyTorch's.
+    The forward is a fused max over k*k strided views.
+    """
+    return _max_pool(x, kernel, stride, _pool_pads(x, kernel, stride, padding, ceil_mode))
+
+
+def adaptive_avg_pool(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
+    """``torch.nn.AdaptiveAvgPool2d``: cell i spans [floor(i H / n), ceil((i + 1) H / n))."""
+    h, w = x.shape[1:3]
+    if (h, w) == (out_h, out_w):
+        return x
+    rows = []
+    for i in range(out_h):
+        top, bottom = (i * h) // out_h, -(-((i + 1) * h) // out_h)
+        cols = []
+        for j in range(out_w):
+            left, right = (j * w) // out_w, -(-((j + 1) * w) // out_w)
+            cols.append(jnp.mean(x[:, top:bottom, left:right], axis=(1, 2)))
+        rows.append(jnp.stack(cols, axis=1))
+    return jnp.stack(rows, axis=1)
+
+
+def flatten_nchw(x: jax.Array) -> jax.Array:
+    """Flatten (B, H, W, C) in PyTorch's (C, H, W) order, so converted dense weights apply."""
+    return jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:

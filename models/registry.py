@@ -6,7 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 
-from . import efficientnet_lite, resnet
+from . import efficientnet_lite, googlenet, resnet, vgg
 from .core import Model, Preprocessing
 
 
@@ -38,6 +38,26 @@ def _lite(name: str) -> Model:
     return Model(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks), cam_layer="head")
 
 
+def _vgg(name: str) -> Model:
+    features = vgg.vgg_features(name)
+    return Model(name, vgg.ConvNet(features), 224, 1000, Preprocessing(), vgg.layer_names(features))
+
+
+def _alexnet() -> Model:
+    module = vgg.ConvNet(vgg.ALEXNET_FEATURES, pool_size=6, alexnet=True)
+    return Model("alexnet", module, 224, 1000, Preprocessing(), vgg.layer_names(vgg.ALEXNET_FEATURES, alexnet=True))
+
+
+def _googlenet() -> Model:
+    # transform_input=True folded into the preprocessing: (x - 0.5) / 0.5 on [0, 1] images.
+    return Model("googlenet", googlenet.GoogLeNet(), 224, 1000, Preprocessing((0.5,) * 3, (0.5,) * 3),
+                 googlenet.LAYERS, cam_layer="inception5b")
+
+
+def _drop_aux(key: str) -> str | None:
+    return None if key.startswith(("aux1.", "aux2.")) else key
+
+
 def _strip_underscores(key: str) -> str:
     """``_blocks.0._bn1.weight`` -> ``blocks.0.bn1.weight`` (the reference's private names)."""
     return re.sub(r"(^|\.)_", r"\1", key)
@@ -45,7 +65,13 @@ def _strip_underscores(key: str) -> str:
 
 REGISTRY: dict[str, Entry] = {
     "efficientnet_lite0": Entry(lambda: _lite("efficientnet_lite0"), _strip_underscores, "efficientnet_lite0"),
+    "efficientnet_lite1": Entry(lambda: _lite("efficientnet_lite1"), _strip_underscores, "efficientnet_lite1"),
+    "efficientnet_lite2": Entry(lambda: _lite("efficientnet_lite2"), _strip_underscores, "efficientnet_lite2"),
     "resnet50": Entry(lambda: _resnet("resnet50"), weights="resnet50"),
+    "vgg16": Entry(lambda: _vgg("vgg16"), weights="vgg16"),
+    "vgg19": Entry(lambda: _vgg("vgg19"), weights="vgg19"),
+    "alexnet": Entry(_alexnet, weights="alexnet"),
+    "googlenet": Entry(_googlenet, _drop_aux, weights="googlenet"),
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"

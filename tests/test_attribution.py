@@ -10,13 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_close_to_max
-from jaxviz.models import Model, Preprocessing, Taps
 
 import jaxviz
 import jaxviz.targets
 from jaxviz import models
 from jaxviz.guided import deconv, guided
+from jaxviz.models import Model, Preprocessing, Taps
+
+from conftest import assert_close_to_max
 
 IG_COMPLETENESS_RTOL = 0.01  # the 1%
 CROSS_RTOL = 1e-4  # jit vs eager, batch vs one image, relative to the largest magnitude

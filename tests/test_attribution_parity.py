@@ -31,6 +31,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from efficientnet_lite_pytorch import EfficientNet
+
+import jaxviz
+from jaxviz import models
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
+
 from conftest import (
     PARITY_RTOL,
     assert_close_to_max,
@@ -39,11 +45,6 @@ from conftest import (
     to_nhwc,
     torch_state_dict_numpy,
 )
-from efficientnet_lite_pytorch import EfficientNet
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
-
-import jaxviz
-from jaxviz import models
 
 #: Attribution maps: max |ours - reference| <= ATTR_RTOL x max |reference|.
 ATTR_RTOL = 1e-4

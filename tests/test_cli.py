@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CAT_CLASSES, COFFEE_CLASSES
 from PIL import Image
 
 from jaxviz import cli, imagenet_labels
+
+from conftest import CAT_CLASSES, COFFEE_CLASSES
 
 
 def run(capsys, *argv):

@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_close_to_max
 from flax import traverse_util
 
 from jaxviz import models
+
+from conftest import assert_close_to_max
 
 BATCH_RTOL = 1e-5  # per-image vs batched forward, relative to the largest logit
 PORTS = {

@@ -11,6 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from efficientnet_lite_pytorch import EfficientNet
+
+from jaxviz import models
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
+
 from conftest import (
     CAT_CLASSES,
     COFFEE_CLASSES,
@@ -22,10 +27,6 @@ from conftest import (
     to_nhwc,
     torch_state_dict_numpy,
 )
-from efficientnet_lite_pytorch import EfficientNet
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
-
-from jaxviz import models
 
 
 def _reference(weights: str | None):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import assert_close_to_max
+
 from jaxviz.models.layers import DepthwiseConv, same_padding
+
+from conftest import assert_close_to_max
 
 DEPTHWISE_RTOL = 1e-5
 

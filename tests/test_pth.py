@@ -10,6 +10,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+
 from jaxviz.models import UnsafeCheckpointError, read_pth
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import PARITY_RTOL, assert_close_to_max, randomize_batchnorm, to_nchw, to_nhwc, torch_state_dict_numpy
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
 
 from jaxviz import models
+from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
+
+from conftest import PARITY_RTOL, assert_close_to_max, randomize_batchnorm, to_nchw, to_nhwc, torch_state_dict_numpy
 
 STAGE_OUTPUTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
 SIZE = 128  # ResNet is fully convolutional up to the global pool; small inputs keep the test fast
