@@ -71,6 +71,8 @@ def _default(name: str, model: Model) -> dict:
     if entry.weights is None:
         raise ValueError(f"{name} has no default weights; pass weights=PATH or weights=None")
     record = hub.manifest()[entry.weights]
+    if not record.get("sha256"):
+        hub.fetch(entry.weights)  # raises: a file without a published digest is never trusted
     cached = hub.cache_dir() / "converted" / f"{name}-{record['sha256'][:16]}.npz"
     if cached.exists():
         try:

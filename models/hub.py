@@ -105,6 +105,10 @@ def fetch(name: str, *, entry: dict | None = None, progress: bool = True) -> Pat
     if entry is None:
         raise ValueError(f"no manifest entry {name!r}; entries: {', '.join(manifest())}")
     cached = cache_dir() / "downloads" / entry["file"]
+    if not entry.get("sha256"):
+        raise WeightsNotFoundError(
+            f"{name}: no published sha256 for {entry['url']}, so jaxviz will not download or trust it; "
+            f"download and check it yourself, then load it with weights=PATH")
     if cached.exists():
         _verify(cached, entry["sha256"])
         return cached

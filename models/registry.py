@@ -6,7 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 
-from . import efficientnet_lite, googlenet, resnet, vgg
+from . import efficientnet_lite, googlenet, inception_v1, resnet, vgg
 from .core import Model, Preprocessing
 
 
@@ -54,6 +54,13 @@ def _googlenet() -> Model:
                  googlenet.LAYERS, cam_layer="inception5b")
 
 
+def _inception_v1() -> Model:
+    # Lucid's inception5h: RGB scaled to [-117, 138] (255 x - 117).
+    return Model("inception_v1", inception_v1.InceptionV1(), 224, 1008, Preprocessing((117.0,) * 3, (1.0,) * 3, 255.0),
+                 inception_v1.LAYERS, labels="inception5h", cam_layer="mixed5b",
+                 classifier="softmax2_pre_activation_matmul")
+
+
 def _drop_aux(key: str) -> str | None:
     return None if key.startswith(("aux1.", "aux2.")) else key
 
@@ -72,6 +79,7 @@ REGISTRY: dict[str, Entry] = {
     "vgg19": Entry(lambda: _vgg("vgg19"), weights="vgg19"),
     "alexnet": Entry(_alexnet, weights="alexnet"),
     "googlenet": Entry(_googlenet, _drop_aux, weights="googlenet"),
+    "inception_v1": Entry(_inception_v1, weights="inception_v1"),
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"

@@ -59,8 +59,15 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
 
 def test_manifest_entries_are_complete():
     for name, entry in hub.manifest().items():
-        for field in ("file", "url", "sha256", "license", "source", "preprocessing"):
+        for field in ("file", "url", "license", "source", "preprocessing"):
             assert entry.get(field), f"{name} lacks {field}"
+        assert entry["sha256"] or "weights=PATH" in entry["note"], f"{name}: no digest and no note"
+
+
+def test_an_entry_without_a_digest_is_never_downloaded(served):
+    _, entry = served
+    with pytest.raises(WeightsNotFoundError, match="no published sha256"):
+        hub.fetch("x", entry=dict(entry, sha256=None), progress=False)
 
 
 def test_packaged_weights_match_the_manifest():
