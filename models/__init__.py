@@ -19,12 +19,14 @@ from . import hub
 from .convert import from_torch, load_npz, read_safetensors, read_state_dict, save_npz
 from .core import IMAGENET_MEAN, IMAGENET_STD, Model, Preprocessing, Taps, bn_inputs, check_names
 from .hub import WeightsNotFoundError, cache_dir
+from .keras_h5 import KERAS_NAMES, keras_state_dict, read_keras_h5
 from .pth import UnsafeCheckpointError, read_pth
 from .registry import DEFAULT_MODEL, REGISTRY
 
 __all__ = [
     "load", "build", "available", "convert_state_dict", "Model", "Preprocessing", "Taps", "bn_inputs",
-    "check_names", "read_pth", "read_safetensors", "read_state_dict", "save_npz", "load_npz", "cache_dir",
+    "check_names", "read_pth", "read_keras_h5", "read_safetensors", "read_state_dict", "save_npz", "load_npz",
+    "cache_dir",
     "WeightsNotFoundError", "UnsafeCheckpointError", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
@@ -63,7 +65,12 @@ def _from_file(name: str, model: Model, path: Path) -> dict:
         return load_npz(path, _shapes(model))
     if path.suffix in (".pth", ".pt", ".bin", ".safetensors"):
         return convert_state_dict(name, read_state_dict(path))
-    raise ValueError(f"{path}: unknown weights format; use .pth/.pt (PyTorch), .safetensors or .npz (jaxviz)")
+    if path.suffix in (".h5", ".hdf5"):
+        if name not in KERAS_NAMES:
+            raise ValueError(f"{path}: Keras .h5 weights load into {', '.join(KERAS_NAMES)}, not {name}")
+        return convert_state_dict(name, keras_state_dict(name, read_keras_h5(path)))
+    raise ValueError(f"{path}: unknown weights format; use .pth/.pt (PyTorch), .safetensors, .h5 (Keras) "
+                     "or .npz (jaxviz)")
 
 
 def _default(name: str, model: Model) -> dict:

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from . import efficientnet_lite, googlenet, inception_v1, resnet, vgg
 from .core import Model, Preprocessing
 
+#: Keras Applications' "caffe" preprocessing: 0-255, BGR, ImageNet means subtracted, no scaling.
+CAFFE = Preprocessing(mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0), scale=255.0, bgr=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
@@ -38,9 +41,16 @@ def _lite(name: str) -> Model:
     return Model(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks), cam_layer="head")
 
 
-def _vgg(name: str) -> Model:
-    features = vgg.vgg_features(name)
-    return Model(name, vgg.ConvNet(features), 224, 1000, Preprocessing(), vgg.layer_names(features))
+def _vgg(name: str, keras: bool = False) -> Model:
+    base = name.removesuffix("_keras")
+    features = vgg.vgg_features(base)
+    return Model(name, vgg.ConvNet(features), 224, 1000, CAFFE if keras else Preprocessing(), vgg.layer_names(features))
+
+
+def _resnet_keras() -> Model:
+    stages = resnet.STAGES["resnet50"]
+    return Model("resnet50_keras", resnet.ResNet(stages, variant=resnet.KERAS), 224, 1000, CAFFE,
+                 resnet.layer_names(stages), cam_layer="layer4")
 
 
 def _alexnet() -> Model:
@@ -79,6 +89,9 @@ REGISTRY: dict[str, Entry] = {
     "vgg19": Entry(lambda: _vgg("vgg19"), weights="vgg19"),
     "alexnet": Entry(_alexnet, weights="alexnet"),
     "googlenet": Entry(_googlenet, _drop_aux, weights="googlenet"),
+    "vgg16_keras": Entry(lambda: _vgg("vgg16_keras", keras=True), weights="vgg16_keras"),
+    "vgg19_keras": Entry(lambda: _vgg("vgg19_keras", keras=True), weights="vgg19_keras"),
+    "resnet50_keras": Entry(_resnet_keras, weights="resnet50_keras"),
     "inception_v1": Entry(_inception_v1, weights="inception_v1"),
 }
 
