@@ -21,12 +21,13 @@ from .core import IMAGENET_MEAN, IMAGENET_STD, Model, Preprocessing, Taps, bn_in
 from .hub import WeightsNotFoundError, cache_dir
 from .keras_h5 import KERAS_NAMES, keras_state_dict, read_keras_h5
 from .pth import UnsafeCheckpointError, read_pth
+from .receptive import ReceptiveField, receptive_field
 from .registry import DEFAULT_MODEL, REGISTRY
 
 __all__ = [
     "load", "build", "available", "convert_state_dict", "Model", "Preprocessing", "Taps", "bn_inputs",
     "check_names", "read_pth", "read_keras_h5", "read_safetensors", "read_state_dict", "save_npz", "load_npz",
-    "cache_dir",
+    "cache_dir", "receptive_field", "ReceptiveField",
     "WeightsNotFoundError", "UnsafeCheckpointError", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 

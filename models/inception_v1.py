@@ -55,8 +55,7 @@ def local_response_norm(x: jax.Array, size: int, alpha: float, beta: float, k: f
 
 def _same_max_pool(x, kernel, stride):
     pads = (same_padding(x.shape[1], kernel, stride), same_padding(x.shape[2], kernel, stride))
-    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-    return max_pool(xp, kernel, stride)
+    return max_pool(x, kernel, stride, pads=pads)
 
 
 class InceptionV1(nn.Module):

@@ -6,6 +6,7 @@ Kernels are HWIO. ``padding`` is an int (symmetric, as ``torch.nn.Conv2d``) or
 
 from __future__ import annotations
 
+import contextvars
 import functools
 
 import flax.linen as nn
@@ -185,15 +186,27 @@ def _max_pool_bwd(kernel, stride, pads, residuals, g):
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
-def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> jax.Array:
+#: ``"max"``, or ``"window_mean"`` while measuring receptive fields (every window
+#: position then gets gradient); see :func:`jaxviz.models.receptive_field`.
+POOL_MODE = contextvars.ContextVar("jaxviz_pool_mode", default="max")
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False,
+             pads: tuple | None = None) -> jax.Array:
     """``torch.nn.MaxPool2d``: pads with -inf; the gradient goes to each window's *first* maximum.
 
     Flat image regions make ties common (equal activations in a window); PyTorch
     routes the gradient to the first maximum in row-major order, and so does this
     (XLA's ``select_and_scatter`` picks another), so gradients match PyTorch's.
-    The forward is a fused max over k*k strided views.
+    The forward is a fused max over k*k strided views. ``pads`` ((top, bottom),
+    (left, right)) overrides ``padding``/``ceil_mode`` (TensorFlow's SAME pads).
     """
-    return _max_pool(x, kernel, stride, _pool_pads(x, kernel, stride, padding, ceil_mode))
+    pads = pads if pads is not None else _pool_pads(x, kernel, stride, padding, ceil_mode)
+    if POOL_MODE.get() == "window_mean":
+        xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        windows = [w for _, _, w in _pool_windows(xp, kernel, stride, *_out_hw(xp, kernel, stride))]
+        return sum(windows) / len(windows)
+    return _max_pool(x, kernel, stride, tuple(pads))
 
 
 def adaptive_avg_pool(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
