@@ -51,8 +51,8 @@ def _support_fn(model: Model, layer: str, size: int):
 
 
 @functools.cache
-def _positive_weights(model: Model, key: jax.Array):
-    return jax.tree_util.tree_map(jnp.abs, model.init(key))
+def _positive_weights(model: Model, seed: int):
+    return jax.tree_util.tree_map(jnp.abs, model.init(jax.random.key(seed)))
 
 
 def _extent(mask: np.ndarray) -> tuple[int, int]:
@@ -60,7 +60,7 @@ def _extent(mask: np.ndarray) -> tuple[int, int]:
     return int(rows[0]), int(rows[-1])
 
 
-def receptive_field(model: Model, layer: str, size: int | None = None, key: jax.Array | None = None) -> ReceptiveField:
+def receptive_field(model: Model, layer: str, size: int | None = None, seed: int = 0) -> ReceptiveField:
     """Measures the receptive field of ``layer`` on a ``size`` x ``size`` input (default native).
 
     Example:
@@ -69,7 +69,7 @@ def receptive_field(model: Model, layer: str, size: int | None = None, key: jax.
     """
     (layer,) = check_names(layer, model.layers)
     size = size or model.input_size
-    variables = _positive_weights(model, key if key is not None else jax.random.key(0))
+    variables = _positive_weights(model, seed)
     shape = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, 3)), capture=[layer])[1][layer],
                            variables).shape
     if len(shape) != 4:
