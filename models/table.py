@@ -47,8 +47,8 @@ def markdown(names=None) -> str:
             if rf is None:
                 out.append(f"| `{layer}` | {shape} | whole image | - | - |")
             else:
-                size = f">= {rf.size}" if rf.clipped else str(rf.size)
-                out.append(f"| `{layer}` | {shape} | {size} | {rf.stride} | {rf.offset} |")
+                size, offset = (f">= {rf.size}", "-") if rf.clipped else (str(rf.size), str(rf.offset))
+                out.append(f"| `{layer}` | {shape} | {size} | {rf.stride} | {offset} |")
         out.append("")
     return "\n".join(out)
 
