@@ -48,7 +48,7 @@ def test_h5_weights_match_keras_layer_by_layer(name, tmp_path):
     model, variables = models.load(name, weights=path)
 
     x = np.random.default_rng(1).uniform(size=(2, 224, 224, 3)).astype(np.float32)
-    probe = keras.Model(net.inputs, [net.get_layer(k).output for k in layers] + [net.output])
+    probe = keras.Model(net.input, [net.get_layer(k).output for k in layers] + [net.output])
     *expected, probs = [np.asarray(o) for o in probe(preprocess(x * 255.0))]
     logits, acts = jax.jit(lambda v, x: model.apply(v, x, capture=list(layers.values())))(variables, jnp.asarray(x))
     for (k, ours), want in zip(layers.items(), expected, strict=True):
