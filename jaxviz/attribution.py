@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxviz.batching import DEFAULT_BATCH_SIZE, chunked_sum, per_pass, tile_target
 from jaxviz.targets import Target, score_fn
 
 __all__ = [
@@ -33,44 +34,9 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
 ]
 
-#: images per forward pass in sampled methods, unless ``batch_size=`` says otherwise.
-DEFAULT_BATCH_SIZE = 64
-
-
 def saliency(model, variables, images: jax.Array, target: Target) -> jax.Array:
     """The gradient of the target score with respect to the images (Simonyan et al.)."""
     return jax.grad(score_fn(model, variables, target))(images)
-
-
-def _tile_target(target: Target, reps: int, batch: int) -> Target:
-    """The target for ``reps`` copies of a batch stacked sample-major: (reps * B,)."""
-    if callable(target):
-        return target
-    return jnp.tile(jnp.broadcast_to(jnp.asarray(target), (batch,)), reps)
-
-
-def _chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int, shape,
-                 dtype=jnp.float32) -> jax.Array:
-    """sum_{i < count} fn(i), evaluating ``chunk`` indices per step of a ``lax.scan``.
-
-    ``fn`` maps a (chunk,) index vector to a (chunk, *shape) stack. Indices past
-    ``count`` (padding of the last chunk) are computed and masked out.
-    """
-    chunk = max(1, min(chunk, count))
-    n_chunks = -(-count // chunk)
-
-    def body(total, c):
-        idx = c * chunk + jnp.arange(chunk)
-        values = fn(idx)
-        keep = (idx < count).reshape((chunk,) + (1,) * len(shape))
-        return total + jnp.sum(jnp.where(keep, values, 0), axis=0), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros(shape, dtype), jnp.arange(n_chunks))
-    return total
-
-
-def _per_pass(batch_size: int | None, batch: int) -> int:
-    return max(1, (batch_size or DEFAULT_BATCH_SIZE) // batch)
 
 
 def _per_image_keys(key: jax.Array) -> bool:
@@ -105,15 +71,15 @@ def smoothgrad(model, variables, images: jax.Array, target: Target, *, key: jax.
         batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE`).
     """
     b = images.shape[0]
-    per_pass = _per_pass(batch_size, b)
+    chunk_size = per_pass(batch_size, b)
 
     def chunk(idx):
         noise = jax.vmap(lambda i: smoothgrad_noise(key, i, images.shape, stdev))(idx)
         noisy = (images[None] + noise).reshape((-1,) + images.shape[1:])
-        maps = method(model, variables, noisy, _tile_target(target, idx.shape[0], b), **method_options)
+        maps = method(model, variables, noisy, tile_target(target, idx.shape[0], b), **method_options)
         return maps.reshape(noise.shape)
 
-    return _chunked_sum(chunk, samples, per_pass, images.shape, images.dtype) / samples
+    return chunked_sum(chunk, samples, chunk_size, images.shape, images.dtype) / samples
 
 
 def ig_quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +125,11 @@ def integrated_gradients(model, variables, images: jax.Array, target: Target, *,
         a = jnp.take(alphas, idx, mode="clip")
         path = baseline[None] + a[:, None, None, None, None] * delta[None]
         flat = path.reshape((-1,) + images.shape[1:])
-        grads = saliency(model, variables, flat, _tile_target(target, idx.shape[0], b))
+        grads = saliency(model, variables, flat, tile_target(target, idx.shape[0], b))
         w = jnp.take(weights, idx, mode="clip")
         return w[:, None, None, None, None] * grads.reshape(path.shape)
 
-    return delta * _chunked_sum(chunk, steps, _per_pass(batch_size, b), images.shape, images.dtype)
+    return delta * chunked_sum(chunk, steps, per_pass(batch_size, b), images.shape, images.dtype)
 
 
 def reduce_channels(maps: jax.Array, how: str = "max_abs") -> jax.Array:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz.attribution import _chunked_sum, _per_pass, _tile_target
+from jaxviz.batching import chunked_sum, per_pass, tile_target
 from jaxviz.targets import Target, score
 
 __all__ = ["occlusion", "window_starts"]
@@ -64,10 +64,10 @@ def occlusion(model, variables, images: jax.Array, target: Target, *, patch: int
     def chunk(idx):
         masks = masks_for(jnp.minimum(idx, starts.shape[0] - 1))
         covered = jnp.where(masks[:, None, :, :, None], jnp.asarray(fill, images.dtype), images[None])
-        scores = score(model, variables, covered.reshape((-1, h, w, 3)), _tile_target(target, idx.shape[0], b))
+        scores = score(model, variables, covered.reshape((-1, h, w, 3)), tile_target(target, idx.shape[0], b))
         drop = base[None] - scores.reshape(idx.shape[0], b)
         return drop[:, :, None, None] * masks[:, None]
 
-    total = _chunked_sum(chunk, starts.shape[0], _per_pass(batch_size, b), (b, h, w), images.dtype)
+    total = chunked_sum(chunk, starts.shape[0], per_pass(batch_size, b), (b, h, w), images.dtype)
     counts = np.outer(_coverage(h, tops, patch), _coverage(w, lefts, patch))
     return jnp.repeat((total / counts)[..., None], 3, axis=-1)
