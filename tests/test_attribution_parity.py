@@ -31,11 +31,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from efficientnet_lite_pytorch import EfficientNet
 
 import jaxviz
 from jaxviz import models
-from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
 
 from conftest import (
     PARITY_RTOL,
@@ -43,6 +41,8 @@ from conftest import (
     randomize_batchnorm,
     to_nchw,
     to_nhwc,
+    torch_lite0,
+    torch_normalized,
     torch_state_dict_numpy,
 )
 
@@ -51,17 +51,6 @@ ATTR_RTOL = 1e-4
 LITE_SIZE = 128
 RESNET_SIZE = 96
 TARGETS = (281, 285)
-
-
-class Normalized(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, x):
-        return self.net((x - self.mean) / self.std)
 
 
 class ReLU6AsReLU(torch.nn.ReLU):
@@ -76,14 +65,12 @@ def _resnet():
     net = torchvision.models.resnet50()
     randomize_batchnorm(net, seed=3)
     variables = models.convert_state_dict("resnet50", torch_state_dict_numpy(net))
-    return Normalized(net).eval(), models.build("resnet50"), variables, RESNET_SIZE, "layer4", lambda n: n.net.layer4
+    return torch_normalized(net), models.build("resnet50"), variables, RESNET_SIZE, "layer4", lambda n: n.net.layer4
 
 
 def _lite():
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=LITE_SIZE)
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in models.read_pth(hub.fetch("efficientnet_lite0")).items()})
     model, variables = models.load("efficientnet_lite0")
-    return Normalized(net).eval(), model, variables, LITE_SIZE, "blocks.15", lambda n: n.net._blocks[-1]
+    return torch_lite0(LITE_SIZE), model, variables, LITE_SIZE, "blocks.15", lambda n: n.net._blocks[-1]
 
 
 @pytest.fixture(scope="module", params=["resnet50", "efficientnet_lite0"])

@@ -1,0 +1,63 @@
+"""Class-model visualizations read as their class to an independent network.
+
+Rendered on the embedded default (EfficientNet-Lite0) with the CLI's default
+settings; judged by EfficientNet-Lite1 with its own real ImageNet weights (a
+separately trained network, 240 px native input, which never saw the
+optimization) on the images resized to its input size.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxviz import classviz, models
+
+#: Ten fixed classes: goldfish, ostrich, flamingo, Egyptian cat, bee, balloon, basketball, pickup, strawberry, volcano.
+CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)
+#: At least this many of the ten must be in the independent network's top 5.
+MIN_RECOGNIZED = 6
+
+
+def test_ten_class_visualizations_are_recognized_by_an_independent_network(lite0):
+    model, variables = lite0
+    out = classviz.class_visualization(jax.random.key(0), model, variables, CLASSES, progress=False)
+    images = out.images[:, 0]
+    assert images.shape == (10, 224, 224, 3)
+    judge, judge_vars = models.load("efficientnet_lite1")
+    resized = jax.image.resize(images, (10, judge.input_size, judge.input_size, 3), "bilinear")
+    top5 = np.argsort(-np.asarray(judge.apply(judge_vars, resized)), axis=1)[:, :5]
+    hits = [c in t for c, t in zip(CLASSES, top5, strict=True)]
+    assert sum(hits) >= MIN_RECOGNIZED, f"Lite1 recognized {sum(hits)}/10: {dict(zip(CLASSES, hits, strict=True))}"
+    own = np.argmax(np.asarray(model.apply(variables, images)), axis=1)
+    np.testing.assert_array_equal(own, CLASSES)  # and the optimized network is certain
+
+
+def test_pixel_method_with_yosinski_regularizers_raises_the_logit(lite0):
+    model, variables = lite0
+    out = classviz.class_visualization(jax.random.key(0), model, variables, 9, method="pixel", size=64, steps=20,
+                                       progress=False)
+    grey = jnp.full((1, 64, 64, 3), 0.5)
+    start, end = model.apply(variables, grey)[0, 9], model.apply(variables, out.images[0])[0, 9]
+    assert float(end) > float(start) + 3.0
+    assert out.history[-1][1] > out.history[0][1] - 1e-3
+
+
+def test_regularizers_blur_decay_and_clip():
+    r = classviz.Regularizers(decay=0.5, blur_every=2, blur_sigma=1.0, norm_pct=50.0, contrib_pct=0.0)
+    x = jax.random.uniform(jax.random.key(0), (1, 16, 16, 3))
+    on, off = r(x, jnp.ones_like(x), 0), r(x, jnp.ones_like(x), 1)
+    centred = np.abs(np.asarray(off) - 0.5)
+    assert np.mean(centred == 0) >= 0.45  # half the pixels (small norm) set to grey
+    assert np.abs(np.asarray(off) - 0.5).max() <= 0.25 + 1e-6  # decayed by half
+    assert np.abs(np.diff(np.asarray(on), axis=1)).mean() < np.abs(np.diff(np.asarray(off), axis=1)).mean()
+
+
+def test_unknown_method_and_class(lite0):
+    model, variables = lite0
+    with pytest.raises(ValueError, match="valid: fourier, pixel"):
+        classviz.class_visualization(jax.random.key(0), model, variables, 1, method="magic")
+    with pytest.raises(ValueError, match="outside"):
+        classviz.class_visualization(jax.random.key(0), model, variables, 1000)
