@@ -34,13 +34,18 @@ from jaxviz import render
 from jaxviz import transforms as tfm
 from jaxviz.param import Pixel
 
-__all__ = ["dream", "DEFAULT_LAYER"]
+__all__ = ["dream", "default_layer", "DEFAULT_LAYER"]
 
 #: A mid-level layer of EfficientNet-Lite0 whose dreams show textures and object parts.
 DEFAULT_LAYER = "blocks.8"
 
 _OPTIMIZER = optax.inject_hyperparams(
     lambda step_size: optax.chain(render.scale_by_mean_abs(), optax.scale(-step_size)))(step_size=0.01)
+
+
+def default_layer(model) -> str:
+    """:data:`DEFAULT_LAYER` where the model has it, else the layer 60% of the way through the network."""
+    return DEFAULT_LAYER if DEFAULT_LAYER in model.layers else model.layers[int(0.6 * len(model.layers))]
 
 
 def _octave_sizes(h: int, w: int, octaves: int, scale: float) -> list[tuple[int, int]]:

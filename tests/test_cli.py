@@ -108,3 +108,42 @@ def test_saliency_mistakes(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, "saliency", "--sample", "chelsea", *argv, "--out", str(tmp_path / "s.png"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["dream", "--sample", "chelsea", "--size", "64", "--steps", "2", "--octaves", "2", "--jitter", "4"],
+    ["dream", "--layer", "blocks.3,blocks.5", "--size", "48", "--steps", "1", "--octaves", "1"],
+    ["classviz", "--target", "9", "--size", "48", "--steps", "3"],
+    ["classviz", "--target", "9", "--size", "48", "--steps", "3", "--method", "pixel"],
+    ["invert", "--sample", "coffee", "--layer", "blocks.2,blocks.5", "--size", "48", "--steps", "3"],
+])
+def test_synthesis_commands_write_a_png(capsys, tmp_path, argv):
+    out = tmp_path / "s.png"
+    code, stdout, _ = run(capsys, *argv, "--out", str(out), "--json")
+    assert code == 0 and out.exists(), stdout
+    assert json.loads(stdout)["out"] == str(out)
+    assert min(Image.open(out).size) >= 48
+
+
+def test_fool_json(capsys, tmp_path):
+    out = tmp_path / "f.png"
+    code, stdout, _ = run(capsys, "fool", "--sample", "chelsea", "--target", "9", "--json", "--out", str(out))
+    summary = json.loads(stdout)
+    assert code == 0 and out.exists()
+    assert set(summary) == {"pred", "linf", "l2", "steps"}
+    assert summary["pred"] == 9 and summary["linf"] <= 8 / 255 + 1e-6 and summary["l2"] > 0
+    assert 1 <= summary["steps"] <= 100
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dream", "--layer", "nope"], "unknown layer"),
+    (["classviz", "--target", "5000"], "class index"),
+    (["classviz", "--target", "1", "--method", "magic"], "invalid choice"),
+    (["fool", "--sample", "chelsea", "--target", "9", "--eps", "0"], "--eps"),
+    (["fool", "--target", "9"], "required"),
+    (["invert", "--sample", "chelsea", "--layer", "blocks.99"], "unknown layer"),
+])
+def test_synthesis_mistakes(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path / "s.png"))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s.png").exists()
