@@ -36,13 +36,13 @@ class Row:
     peer: Timing | None
     peer_name: str
     note: str = ""
-
+    per_run: int = 0  # units per timed run (e.g. optimizer steps); 0: the batch
     @property
     def ratio(self) -> float | None:
         return self.peer.median_s / self.jaxviz.median_s if self.peer else None
 
     def items_per_s(self, t: Timing) -> float:
-        return self.batch / t.median_s
+        return (self.per_run or self.batch) / t.median_s
 
 
 def time_calls(fn: Callable[[], object], sync: Callable[[object], object], repeats: int, warmup: int = 1) -> Timing:
