@@ -174,6 +174,13 @@ def _check_class(model, cls: int, what: str = "--target") -> None:
         raise ValueError(f"{what} must be a class index in [0, {model.num_classes}), got {cls}")
 
 
+def _layer_list(names: str, model) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")``, each checked against the model's layers."""
+    from jaxviz.models import check_names
+
+    return check_names(tuple(names.split(",")), model.layers)
+
+
 def _report(args, summary: dict, text: str) -> None:
     print(json.dumps(summary) if getattr(args, "json", False) else text)
 
@@ -186,8 +193,7 @@ def cmd_dream(args) -> None:
     from jaxviz import dream, image, models
 
     model = models.build(args.model)
-    layers = tuple(args.layer.split(",")) if args.layer else (dream.default_layer(model),)
-    models.check_names(layers, model.layers)
+    layers = _layer_list(args.layer or dream.default_layer(model), model)
     size = args.size or model.input_size
     img = None if args.image is None and args.sample is None else jnp.asarray(_input(args, size))
     model, variables = models.load(args.model, args.weights)
@@ -210,7 +216,7 @@ def cmd_classviz(args) -> None:
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
     out = classviz.class_visualization(_key(args), model, variables, args.target, method=args.method,
-                                       steps=args.steps or classviz.DEFAULT_STEPS, size=args.size, progress=None)
+                                       steps=args.steps, size=args.size, progress=None)
     picture = out.images[0, 0]
     image.save_png(args.out, image.grid([picture], [f"{args.target} {_label(model, args.target)}"], cols=1,
                                         label_height=16))
@@ -255,8 +261,7 @@ def cmd_invert(args) -> None:
     from jaxviz import image, inversion, models
 
     model = models.build(args.model)
-    layers = tuple(args.layer.split(","))
-    models.check_names(layers, model.layers)
+    layers = _layer_list(args.layer, model)
     img = jnp.asarray(_input(args, args.size or model.input_size))
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
@@ -272,6 +277,8 @@ def cmd_invert(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxviz import classviz, inversion
+
     parser = _Parser(prog="jaxviz", description="CNN visualization and inversion in JAX.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -315,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=int, required=True, help="class index")
     p.add_argument("--method", choices=("fourier", "pixel"), default="fourier",
                    help="fourier: Lucid-style (default); pixel: Simonyan + Yosinski regularizers")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 128)")
+    p.add_argument("--steps", type=int, default=classviz.DEFAULT_STEPS,
+                   help=f"optimizer steps (default {classviz.DEFAULT_STEPS})")
     p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
     _out_args(p)
     p.set_defaults(func=cmd_classviz)
@@ -335,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--layer", required=True, help="layer(s), comma-separated")
     p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
-    p.add_argument("--steps", type=int, default=200, help="optimizer steps (default 200)")
-    p.add_argument("--tv", type=float, default=0.02, help="total-variation weight (default 0.02)")
+    p.add_argument("--steps", type=int, default=inversion.DEFAULT_STEPS,
+                   help=f"optimizer steps (default {inversion.DEFAULT_STEPS})")
+    p.add_argument("--tv", type=float, default=inversion.DEFAULT_TV_WEIGHT,
+                   help=f"total-variation weight (default {inversion.DEFAULT_TV_WEIGHT})")
     _out_args(p)
     p.set_defaults(func=cmd_invert)
 

@@ -29,6 +29,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from jaxviz import targets
+
 __all__ = [
     "Objective", "channel", "neuron", "dream", "class_logit", "direction", "diversity", "total_variation", "l2",
     "match_features", "stack", "evaluate", "INPUT", "LOGITS",
@@ -83,8 +85,12 @@ def _as_objective(x) -> Objective:
     raise TypeError(f"cannot combine an objective with {type(x).__name__}")
 
 
-def _spatial_mean(a: jax.Array) -> jax.Array:
-    return a.reshape(a.shape[0], -1, a.shape[-1]).mean(axis=1)
+class _OneLayer:
+    """Mixin of the objectives that read the one layer named by their ``layer`` field."""
+
+    @property
+    def layers(self):
+        return (self.layer,)
 
 
 @flax.struct.dataclass
@@ -121,36 +127,23 @@ class _Scaled(Objective):
 
 
 @flax.struct.dataclass
-class Channel(Objective):
+class Channel(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
     channel: Any = 0
 
-    @property
-    def layers(self):
-        return (self.layer,)
-
     def __call__(self, acts):
-        return jnp.take(_spatial_mean(acts[self.layer]), self.channel, axis=-1)
+        return targets.Channel(self.layer, self.channel)(acts[LOGITS], acts)
 
 
 @flax.struct.dataclass
-class Neuron(Objective):
+class Neuron(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
     channel: Any = 0
     y: Any = None
     x: Any = None
 
-    @property
-    def layers(self):
-        return (self.layer,)
-
     def __call__(self, acts):
-        a = acts[self.layer]
-        if a.ndim == 2:
-            return jnp.take(a, self.channel, axis=-1)
-        y = a.shape[1] // 2 if self.y is None else self.y
-        x = a.shape[2] // 2 if self.x is None else self.x
-        return jnp.take(a[:, y, x], self.channel, axis=-1)
+        return targets.Neuron(self.layer, self.channel, self.y, self.x)(acts[LOGITS], acts)
 
 
 @flax.struct.dataclass
@@ -179,19 +172,13 @@ class ClassLogit(Objective):
     cls: Any = 0
 
     def __call__(self, acts):
-        logits = acts[LOGITS]
-        c = jnp.broadcast_to(jnp.asarray(self.cls), (logits.shape[0],))
-        return jnp.take_along_axis(logits, c[:, None], axis=1)[:, 0]
+        return targets.class_scores(acts[LOGITS], self.cls)
 
 
 @flax.struct.dataclass
-class Direction(Objective):
+class Direction(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
     vector: Any = None
-
-    @property
-    def layers(self):
-        return (self.layer,)
 
     def __call__(self, acts):
         v = jnp.asarray(self.vector)
@@ -201,12 +188,8 @@ class Direction(Objective):
 
 
 @flax.struct.dataclass
-class Diversity(Objective):
+class Diversity(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
-
-    @property
-    def layers(self):
-        return (self.layer,)
 
     def __call__(self, acts):
         a = acts[self.layer]
@@ -238,13 +221,9 @@ class L2(Objective):
 
 
 @flax.struct.dataclass
-class MatchFeatures(Objective):
+class MatchFeatures(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
     target: Any = None
-
-    @property
-    def layers(self):
-        return (self.layer,)
 
     def __call__(self, acts):
         a, t = acts[self.layer], jnp.asarray(self.target)

@@ -152,6 +152,12 @@ def optimize(key, model, variables, objective, params, *, shape, param, transfor
     return RenderResult(to_image(params), snapshots, history, params)
 
 
+def _loop_defaults(size: int, transform, optimizer) -> dict:
+    """Lucid's transforms scaled to the image size, and the default optimizer, where none is given."""
+    return dict(transform=tfm.standard(size / 224) if transform is None else transform,
+                optimizer=optimizer or DEFAULT_OPTIMIZER)
+
+
 def render(key: jax.Array, model, variables, objective: objs.Objective, *, size: int | None = None,
            batch: int = 1, image: jax.Array | None = None, param=None, transform=None,
            optimizer: optax.GradientTransformation | None = None, steps: int = 512,
@@ -195,9 +201,8 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
     k_init, k_loop = jax.random.split(key)
     params = param.init(k_init, shape, image)
     return optimize(k_loop, model, variables, objective, params, shape=shape, param=param,
-                  transform=tfm.standard(size / 224) if transform is None else transform,
-                  optimizer=optimizer or DEFAULT_OPTIMIZER, post=post, steps=steps, thresholds=thresholds,
-                  chunk=chunk, progress=progress, desc=desc, vmapped=False)
+                    **_loop_defaults(size, transform, optimizer), post=post, steps=steps, thresholds=thresholds,
+                    chunk=chunk, progress=progress, desc=desc, vmapped=False)
 
 
 def render_many(key: jax.Array, model, variables, objectives: Sequence[objs.Objective] | objs.Objective, *,
@@ -227,6 +232,5 @@ def render_many(key: jax.Array, model, variables, objectives: Sequence[objs.Obje
     k_init, k_loop = jax.random.split(key)
     params = jax.vmap(lambda k: param.init(k, shape))(jax.random.split(k_init, n))
     return optimize(jax.random.split(k_loop, n), model, variables, stacked, params, shape=shape, param=param,
-                  transform=tfm.standard(size / 224) if transform is None else transform,
-                  optimizer=optimizer or DEFAULT_OPTIMIZER, post=post, steps=steps, thresholds=thresholds,
-                  chunk=chunk, progress=progress, desc=desc, vmapped=True)
+                    **_loop_defaults(size, transform, optimizer), post=post, steps=steps, thresholds=thresholds,
+                    chunk=chunk, progress=progress, desc=desc, vmapped=True)

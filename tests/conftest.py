@@ -101,20 +101,15 @@ def tiny_model(size: int = 16):
 
 
 def torch_normalized(net):
-    """A PyTorch network that takes [0, 1] images and applies ImageNet normalization itself, like the ports."""
-    import torch
+    """A PyTorch network that takes [0, 1] images and applies ImageNet normalization itself, like the ports.
 
-    from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
+    The wrapper is the benchmarks' (benchmarks/peers.py): one definition for both.
+    """
+    import sys
+    from pathlib import Path
 
-    class Normalized(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-        def forward(self, x):
-            return self.net((x - self.mean) / self.std)
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    from peers import Normalized
 
     return Normalized(net).eval()
 
