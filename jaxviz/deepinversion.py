@@ -9,9 +9,11 @@ the training data (seed 000: "L2 loss of mean and variance in all BN layers").
 The loss per step (images in [0, 1], one target class per image)::
 
     main * CE(target) + bn * sum_l w_l (||mu_l - mean_l||_2 + ||var_l - running_var_l||_2)
-      + tv_l2 * TV_l2(x) + l2 * ||x||_2 [+ adi * (1 - JS(teacher || student))]
+      + tv_l2 * TV(x') + l2 * ||x'||_2 [+ adi * (1 - JS(teacher || student))]
 
-with ``w_0 = first_bn_weight`` and 1 elsewhere, random roll and flip each step,
+with ``w_0 = first_bn_weight`` and 1 elsewhere, ``x'`` the network's preprocessed
+input and the priors defined as the reference code does (:func:`image_priors`),
+random roll and flip each step,
 Adam with a warm-up then cosine learning rate, and a multi-resolution schedule
 (the network sees the images average-pooled by 2 for the first part of the
 run). The BN inputs are reached with :func:`jaxviz.models.bn_inputs` (no model
@@ -26,17 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxviz.render import progress_bar
 
 __all__ = ["Settings", "bn_statistics_loss", "running_stats", "deepinversion", "js_divergence", "learning_rate",
-           "Result"]
+           "image_priors", "Result"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +55,8 @@ class Settings:
         main: weight of the cross-entropy with the targets.
         bn: weight of the BN-statistic loss (``r_feature``).
         first_bn_weight: extra multiplier of the first BN layer.
-        tv_l2: weight of the squared total variation.
-        l2: weight of the image's L2 norm (around grey).
+        tv_l2: weight of the total variation (:func:`image_priors`).
+        l2: weight of the L2 norm of the preprocessed batch.
         adi: weight of the Adaptive DeepInversion competition term (needs a student).
         jitter: maximum random roll in pixels.
         flip: random horizontal flips.
@@ -124,25 +130,31 @@ class Result(NamedTuple):
     history: list[tuple[int, float]]
 
 
-def _loss(params, key, step, low_res_until, variables, targets, student_vars, *, model, student, settings):
+def image_priors(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(TV, L2) of a batch, as the reference code defines them (on the network's preprocessed input).
+
+    TV is the sum of the L2 norms of the differences between neighbours in four
+    directions (across, down, and both diagonals), each norm over the whole batch;
+    L2 is the norm of the whole batch.
+    """
+    diffs = (x[:, :, 1:] - x[:, :, :-1], x[:, 1:] - x[:, :-1], x[:, 1:, :-1] - x[:, :-1, 1:],
+             x[:, 1:, 1:] - x[:, :-1, :-1])
+    return sum(jnp.sqrt(jnp.sum(jnp.square(d))) for d in diffs), jnp.sqrt(jnp.sum(jnp.square(x)))
+
+
+def _loss(params, key, variables, targets, student_vars, *, model, student, settings, low_res):
     x = params
     k_roll, k_flip = jax.random.split(key)
     shift = jax.random.randint(k_roll, (2,), -settings.jitter, settings.jitter + 1)
     x = jnp.roll(x, (shift[0], shift[1]), axis=(1, 2))
     if settings.flip:
         x = jnp.where(jax.random.bernoulli(k_flip), x[:, :, ::-1], x)
-    def at(images):
-        return bn_statistics_loss(model, variables, images, settings.first_bn_weight)
-
-    def half(images):
-        b, h, w, c = images.shape
-        return at(images[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4)))
-
-    bn, logits = jax.lax.cond(step < low_res_until, half, at, x)
+    if low_res:  # the network sees the images average-pooled by 2
+        b, h, w, c = x.shape
+        x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    bn, logits = bn_statistics_loss(model, variables, x, settings.first_bn_weight)
     ce = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), targets[:, None], axis=1))
-    tv = (jnp.mean(jnp.square(params[:, 1:] - params[:, :-1]))
-          + jnp.mean(jnp.square(params[:, :, 1:] - params[:, :, :-1])))
-    l2 = jnp.mean(jnp.sqrt(jnp.sum(jnp.square(params - 0.5), axis=(1, 2, 3))))
+    tv, l2 = image_priors(model.preprocessing(params))
     loss = settings.main * ce + settings.bn * bn + settings.tv_l2 * tv + settings.l2 * l2
     if student is not None and settings.adi:
         s_logits = student.apply(student_vars, x)
@@ -162,25 +174,22 @@ def learning_rate(step, steps, settings: Settings):
     return jnp.where(step < warm, rise, fall)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "student", "settings"))
-def _run(variables, student_vars, targets, params, opt_state, key, start, stop, steps, *, model, student, settings):
-    low_res_until = jnp.floor(settings.low_res_fraction * steps).astype(jnp.int32)
-    loss_fn = functools.partial(_loss, model=model, student=student, settings=settings)
-
-    def step(i, carry):
-        p, s, _ = carry
-        loss, g = jax.value_and_grad(loss_fn)(p, jax.random.fold_in(key, i), i, low_res_until, variables, targets,
-                                              student_vars)
-        updates, s = _ADAM.update(g, s, p)
-        p = jnp.clip(p - learning_rate(i, steps, settings) * updates, 0.0, 1.0)
-        return p.astype(params.dtype), s, loss.astype(params.dtype)
-
-    return jax.lax.fori_loop(start, stop, step, (params, opt_state, jnp.zeros((), params.dtype)))
+@functools.partial(jax.jit, static_argnames=("model", "student", "settings", "low_res"), donate_argnums=(3, 4))
+def _step(variables, student_vars, targets, params, opt_state, key, i, steps, *, model, student, settings, low_res):
+    # One step per call, the loop in Python: XLA:CPU runs some convolutions several times slower inside a
+    # while loop or a cond (jax-ml/jax#12868), so the resolution phase is a static argument (two programs);
+    # the step index and count stay dynamic, so a new step count does not recompile.
+    loss, g = jax.value_and_grad(_loss)(params, jax.random.fold_in(key, i), variables, targets, student_vars,
+                                        model=model, student=student, settings=settings, low_res=low_res)
+    updates, opt_state = _ADAM.update(g, opt_state, params)
+    params = jnp.clip(params - learning_rate(i, steps, settings) * updates, 0.0, 1.0)
+    return params.astype(g.dtype), opt_state, loss
 
 
 def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax.Array, *, size: int | None = None,
                   steps: int = 2000, settings: Settings = Settings(), student=None, student_variables=None,
-                  mesh: jax.sharding.Mesh | None = None, chunk: int = 50, progress: bool | None = None) -> Result:
+                  mesh: jax.sharding.Mesh | None = None, chunk: int = 50, progress: bool | None = None,
+                  checkpoint: str | os.PathLike | None = None) -> Result:
     """Synthesizes one image per target class from the network alone.
 
     Args:
@@ -194,7 +203,11 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
             competition term (weight ``settings.adi``).
         mesh: optional 1-axis ``jax.sharding.Mesh``; the batch is sharded over it
             (B divisible by its size) and BN statistics reduce across devices.
-        chunk: steps per compiled call between progress updates.
+        chunk: steps between progress updates (and checkpoints).
+        checkpoint: a ``.npz`` path: every ``chunk`` steps the images, Adam's
+            moments and the step are written there atomically, and a run that
+            finds one made by the same call (key, targets, size, steps, settings)
+            resumes from it, giving the images the uninterrupted run gives.
 
     Returns:
         A :class:`Result` with images (B, H, W, 3) in [0, 1].
@@ -209,7 +222,8 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
     size = size or model.input_size
     b = targets.shape[0]
     k_init, k_loop = jax.random.split(key)
-    params = jnp.clip(0.5 + 0.2 * jax.random.normal(k_init, (b, size, size, 3)), 0.0, 1.0)
+    dtype = jax.tree.leaves(variables["params"])[0].dtype  # bfloat16 weights: bfloat16 images and steps
+    params = jnp.clip(0.5 + 0.2 * jax.random.normal(k_init, (b, size, size, 3), dtype), 0.0, 1.0)
     if mesh is not None:
         if len(mesh.axis_names) != 1 or b % mesh.size:
             raise ValueError(f"need a 1-axis mesh whose size divides the batch ({b}); got {mesh.shape}")
@@ -217,12 +231,53 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
         params, targets = jax.device_put(params, batch), jax.device_put(targets, batch)
     opt_state = _ADAM.init(params)
     history, start = [], 0
+    fingerprint = repr((np.asarray(jax.random.key_data(key)).tolist(), np.asarray(targets).tolist(), size, steps,
+                        settings, model.name))
+    if checkpoint is not None and Path(checkpoint).exists():
+        start, params, opt_state = _resume(checkpoint, fingerprint, params, opt_state)
+        bar_start = start
+    else:
+        bar_start = 0
+    low_res_until = int(settings.low_res_fraction * steps)
     with progress_bar(steps, "deepinversion", progress) as bar:
-        for stop in [*range(chunk, steps, chunk), steps]:
-            params, opt_state, loss = _run(variables, student_variables, targets, params, opt_state, k_loop, start,
-                                           stop, steps, model=model, student=student, settings=settings)
-            history.append((stop, float(loss)))
-            bar.update(stop - start)
-            bar.set_postfix(loss=f"{history[-1][1]:.4g}")
-            start = stop
+        bar.update(bar_start)
+        for i in range(start, steps):
+            params, opt_state, loss = _step(variables, student_variables, targets, params, opt_state, k_loop, i, steps,
+                                            model=model, student=student, settings=settings,
+                                            low_res=i < low_res_until)
+            if (i + 1) % chunk == 0 or i + 1 == steps:
+                history.append((i + 1, float(loss)))
+                bar.update(i + 1 - start)
+                bar.set_postfix(loss=f"{history[-1][1]:.4g}")
+                start = i + 1
+                if checkpoint is not None:
+                    _save_checkpoint(checkpoint, fingerprint, start, params, opt_state)
     return Result(params, history)
+
+
+def _save_checkpoint(path, fingerprint: str, step: int, params, opt_state) -> None:
+    leaves = {f"state_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(opt_state))}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, fingerprint=np.asarray(fingerprint), step=np.asarray(step), params=np.asarray(params), **leaves)
+    os.replace(tmp, path)
+
+
+def _resume(path, fingerprint: str, params, opt_state):
+    treedef = jax.tree.structure(opt_state)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            written_for = str(z["fingerprint"])
+            leaves = [z[f"state_{i}"] for i in range(treedef.num_leaves)]
+            step, saved = int(z["step"]), z["params"]
+    except (OSError, KeyError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
+    if written_for != fingerprint:
+        raise ValueError(f"checkpoint {path} belongs to a different run (key, targets, size, steps or settings "
+                         "differ); delete it or choose another path")
+    sharding = params.sharding
+    put = functools.partial(jax.device_put, device=sharding)
+    state = jax.tree.unflatten(treedef, [put(x) if x.shape == params.shape else jnp.asarray(x) for x in leaves])
+    return step, put(saved.astype(params.dtype)), state

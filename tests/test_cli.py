@@ -145,3 +145,37 @@ def test_synthesis_mistakes(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, *argv, "--out", str(tmp_path / "s.png"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_deepinversion_writes_one_png_per_target_and_a_summary(capsys, tmp_path):
+    code, stdout, _ = run(capsys, "deepinversion", "--targets", "1,goldfish,Ostrich", "--size", "32", "--steps", "2",
+                          "--out", str(tmp_path), "--json")
+    assert code == 0, stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["000_goldfish.png", "001_goldfish.png", "002_ostrich.png", "summary.json"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(stdout)
+    assert [r["target"] for r in summary["images"]] == [1, 1, 9] and summary["steps"] == 2
+    assert Image.open(tmp_path / "002_ostrich.png").size == (32, 32)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["deepinversion", "--targets", "1,unicorn"], "neither a class index"),
+    (["deepinversion", "--targets", "1000"], "class index"),
+    (["deepinversion", "--targets", "1", "--size", "31"], "--size"),
+    (["deepinversion", "--targets", "1", "--model", "nope"], "unknown model"),
+    (["distill"], "--digits"),
+])
+def test_deepinversion_and_distill_mistakes(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, *argv, *(["--out", str(tmp_path / "d")] if argv[0] == "deepinversion" else []))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d").exists()
+
+
+def test_distill_json_prints_exactly_the_three_accuracies(capsys):
+    code, stdout, _ = run(capsys, "distill", "--digits", "--json", "--images-per-class", "2", "--di-steps", "2",
+                          "--student-steps", "2", "--teacher-steps", "2")
+    assert code == 0
+    result = json.loads(stdout)
+    assert set(result) == {"student_acc", "noise_baseline_acc", "teacher_acc"}
+    assert all(0.0 <= v <= 1.0 for v in result.values())

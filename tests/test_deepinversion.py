@@ -15,6 +15,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 
 from jaxviz import deepinversion as di
@@ -76,14 +77,15 @@ def test_learning_rate_warms_up_then_decays():
 SHARDING_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
-    from jaxviz import models, deepinversion as di
+    from jaxviz import deepinversion as di
+    from jaxviz.models import digits
     assert jax.device_count() == 8, jax.devices()
-    model, variables = models.load()
-    variables = jax.tree.map(lambda a: a.astype(np.float64), variables)
+    model = digits.build()  # small and BN-rich: the sharded BN statistics are what is under test
+    variables = jax.tree.map(lambda a: a.astype(np.float64), model.init(jax.random.key(1), 32))
     out = {}
     for n in (1, 8):
         mesh = jax.sharding.Mesh(np.array(jax.devices()[:n]), ("batch",))
-        r = di.deepinversion(jax.random.key(0), model, variables, list(range(8)), size=32, steps=3, chunk=3,
+        r = di.deepinversion(jax.random.key(0), model, variables, list(range(8)), size=32, steps=4, chunk=2,
                              mesh=mesh, progress=False)
         assert r.images.dtype == np.float64
         out[n] = np.asarray(r.images)
@@ -104,3 +106,69 @@ def test_eight_simulated_devices_give_the_images_of_one():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["max_diff"] <= SHARDING_ATOL, result
     assert result["moved"] > 0.01  # the run did change the images
+
+
+def _digits_random():
+    from jaxviz.models import digits as digits_model
+
+    model = digits_model.build()
+    return model, model.init(jax.random.key(3), 32)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_images(tmp_path, monkeypatch):
+    model, variables = _digits_random()
+    settings = di.Settings(lr=0.05, warmup=2, jitter=2, flip=False, low_res_fraction=0.5)
+    run = dict(size=32, steps=8, settings=settings, chunk=2, progress=False)
+    whole = di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], **run)
+    ckpt = tmp_path / "run.npz"
+    real_step, calls = di._step, []
+
+    def dies_after_five(*a, **k):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(di, "_step", dies_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
+    monkeypatch.setattr(di, "_step", real_step)
+    with np.load(ckpt) as z:
+        assert int(z["step"]) == 4  # the last complete chunk
+    resumed = di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
+    np.testing.assert_allclose(np.asarray(resumed.images), np.asarray(whole.images), atol=1e-6)
+    with pytest.raises(ValueError, match="different run"):
+        di.deepinversion(jax.random.key(1), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
+    ckpt.write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="unreadable"):
+        di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
+
+
+def test_bad_input_is_refused():
+    model, variables = _digits_random()
+    with pytest.raises(ValueError, match=r"class indices in \[0, 10\)"):
+        di.deepinversion(jax.random.key(0), model, variables, [3, 10], steps=1)
+    with pytest.raises(ValueError, match="needs a student"):
+        di.deepinversion(jax.random.key(0), model, variables, [3], steps=1, settings=di.Settings(adi=1.0))
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        di.deepinversion(jax.random.key(0), model, {"params": variables["params"]}, [3], steps=1)
+
+
+#: the ten classes of the class-visualization test; at least this many in Lite1's top 5.
+IMAGENET_CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)
+MIN_RECOGNIZED = 6
+
+
+def test_ten_inverted_classes_are_recognized_by_an_independent_network(lite0):
+    """The CLI's defaults (300 steps, lr 0.1, 224 px) on the embedded default; EfficientNet-Lite1 judges."""
+    from jaxviz import cli, models
+
+    model, variables = lite0
+    settings = di.Settings(lr=cli.DEEPINVERSION_LR)
+    images = di.deepinversion(jax.random.key(0), model, variables, IMAGENET_CLASSES, steps=cli.DEEPINVERSION_STEPS,
+                              settings=settings, progress=False).images
+    judge, judge_vars = models.load("efficientnet_lite1")
+    resized = jax.image.resize(images, (10, judge.input_size, judge.input_size, 3), "bilinear")
+    top5 = np.argsort(-np.asarray(judge.apply(judge_vars, resized)), axis=1)[:, :5]
+    hits = [c in t for c, t in zip(IMAGENET_CLASSES, top5, strict=True)]
+    assert sum(hits) >= MIN_RECOGNIZED, f"Lite1 recognized {sum(hits)}/10: {hits}"

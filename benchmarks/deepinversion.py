@@ -1,0 +1,145 @@
+"""DeepInversion step: jaxviz vs a plain PyTorch loop with the reference repository's settings.
+
+    python benchmarks/deepinversion.py                      # ResNet-50, batch 8, 224 px (CPU-sized)
+    python benchmarks/deepinversion.py --batch 64 --dtype bfloat16   # the GPU target
+
+Both sides run the same math on ResNet-50 with the same (random, torchvision-initialized) weights:
+forward with the BN-statistic loss at every BatchNorm input (forward hooks on the PyTorch side),
+cross-entropy with the targets, first BN layer weighted 10, the 4-direction TV and L2 priors on the
+normalized input, random roll (30 px) and flip, Adam (betas 0.5, 0.9) with a cosine learning rate,
+clipping to the valid range. Only full-resolution steps are timed (the reference's setting 0 runs
+its last third there; the half-resolution steps cost about a quarter as much).
+
+jaxviz's compile (a 1-step call) is timed apart from the steady state: the median of ``--repeats`` runs
+of ``--steps`` steps; the PyTorch loop's first run is its warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from jaxviz import deepinversion as di  # noqa: E402
+from jaxviz import models  # noqa: E402
+
+from harness import Row, Timing, device_name, markdown, save  # noqa: E402
+from peers import torch_pair  # noqa: E402
+
+SETTINGS = di.Settings(low_res_fraction=0.0)  # the reference's ImageNet weights; full resolution only
+
+
+def _timed(fn, steps, repeats):
+    t0 = time.perf_counter()
+    fn(1)
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(steps)
+        runs.append(time.perf_counter() - t0)
+    return Timing(first, statistics.median(runs), runs)
+
+
+def torch_loop(net, targets, size, steps, settings=SETTINGS):
+    """The reference's loop in plain PyTorch: hooks, priors, Adam, cosine lr, clip (float32)."""
+    import torch
+
+    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    terms = []
+
+    def hook(module, inputs, _):
+        x = inputs[0]
+        mu = x.mean(dim=(0, 2, 3))
+        var = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1).var(dim=1, unbiased=False)
+        terms.append(torch.norm(mu - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    torch.manual_seed(0)
+    x = ((torch.rand(len(targets), 3, size, size) - mean) / std).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=settings.lr, betas=(0.5, 0.9), eps=1e-8)
+    y = torch.tensor(targets)
+    lo, hi = (0 - mean) / std, (1 - mean) / std
+    for i in range(steps):
+        warm = min(settings.warmup, max(steps - 1, 1))
+        lr = settings.lr * (i + 1) / warm if i < warm else 0.5 * settings.lr * (
+            1 + math.cos(math.pi * (i - warm) / max(steps - warm, 1)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        dx, dy = np.random.randint(-settings.jitter, settings.jitter + 1, 2)
+        xj = torch.roll(x, shifts=(int(dx), int(dy)), dims=(2, 3))
+        if np.random.rand() < 0.5:
+            xj = torch.flip(xj, dims=(3,))
+        terms.clear()
+        logits = net(xj)
+        bn = settings.first_bn_weight * terms[0] + sum(terms[1:])
+        d = (x[:, :, :, 1:] - x[:, :, :, :-1], x[:, :, 1:] - x[:, :, :-1], x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+             x[:, :, 1:, 1:] - x[:, :, :-1, :-1])
+        tv = sum(torch.norm(t) for t in d)
+        loss = (settings.main * torch.nn.functional.cross_entropy(logits, y) + settings.bn * bn
+                + settings.tv_l2 * tv + settings.l2 * torch.norm(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.data = torch.max(torch.min(x, hi), lo)
+    for h in handles:
+        h.remove()
+    return x
+
+
+def rows(batch, size, steps, repeats, dtype):
+    import torch
+
+    net, variables = torch_pair("resnet50")
+    model = models.build("resnet50")
+    targets = [(17 * i) % 1000 for i in range(batch)]
+    variables = jax.tree.map(lambda a: a.astype(dtype), variables)
+
+    def ours(n):
+        r = di.deepinversion(jax.random.key(0), model, variables, targets, size=size, steps=n, settings=SETTINGS,
+                             chunk=n, progress=False)
+        jax.block_until_ready(r.images)
+
+    out = []
+    jt = _timed(ours, steps, repeats)
+    if dtype == jnp.float32:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        pt = _timed(lambda n: torch_loop(net, targets, size, n), steps, repeats)
+        out.append(Row("deepinversion", f"DeepInversion step, {size} px, {steps} steps/run", model.name, batch,
+                       "float32", jt, pt, "plain PyTorch loop (reference settings)", per_run=steps))
+    else:
+        out.append(Row("deepinversion", f"DeepInversion step, {size} px, {steps} steps/run", model.name, batch,
+                       jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
+                       note=f"{jt.median_s / steps * 1e3:.1f} ms/step"))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), nargs="+", default=["float32"])
+    args = p.parse_args(argv)
+    out = []
+    for dtype in args.dtype:
+        out += rows(args.batch, args.size, args.steps, args.repeats, jnp.dtype(dtype))
+        print(markdown(out[-1:], unit="steps/s"), flush=True)
+    print(f"\n{device_name()}\n")
+    print(markdown(out, unit="steps/s"))
+    print(f"saved {save(out, 'deepinversion')}")
+
+
+if __name__ == "__main__":
+    main()
