@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -31,22 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import deepinversion as di  # noqa: E402
 from jaxviz import models  # noqa: E402
 
-from harness import Row, Timing, device_name, markdown, save  # noqa: E402
-from peers import torch_pair  # noqa: E402
+from harness import Row, device_name, markdown, save, time_step_runs  # noqa: E402
+from peers import bn_statistic_terms, torch_pair  # noqa: E402
 
 SETTINGS = di.Settings(low_res_fraction=0.0)  # the reference's ImageNet weights; full resolution only
-
-
-def _timed(fn, steps, repeats):
-    t0 = time.perf_counter()
-    fn(1)
-    first = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(steps)
-        runs.append(time.perf_counter() - t0)
-    return Timing(first, statistics.median(runs), runs)
 
 
 def torch_loop(net, targets, size, steps, settings=SETTINGS):
@@ -55,46 +41,43 @@ def torch_loop(net, targets, size, steps, settings=SETTINGS):
 
     mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
-    terms = []
-
-    def hook(module, inputs, _):
-        x = inputs[0]
-        mu = x.mean(dim=(0, 2, 3))
-        var = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1).var(dim=1, unbiased=False)
-        terms.append(torch.norm(mu - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     torch.manual_seed(0)
     x = ((torch.rand(len(targets), 3, size, size) - mean) / std).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=settings.lr, betas=(0.5, 0.9), eps=1e-8)
     y = torch.tensor(targets)
     lo, hi = (0 - mean) / std, (1 - mean) / std
-    for i in range(steps):
-        warm = min(settings.warmup, max(steps - 1, 1))
-        lr = settings.lr * (i + 1) / warm if i < warm else 0.5 * settings.lr * (
-            1 + math.cos(math.pi * (i - warm) / max(steps - warm, 1)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        dx, dy = np.random.randint(-settings.jitter, settings.jitter + 1, 2)
-        xj = torch.roll(x, shifts=(int(dx), int(dy)), dims=(2, 3))
-        if np.random.rand() < 0.5:
-            xj = torch.flip(xj, dims=(3,))
-        terms.clear()
-        logits = net(xj)
-        bn = settings.first_bn_weight * terms[0] + sum(terms[1:])
-        d = (x[:, :, :, 1:] - x[:, :, :, :-1], x[:, :, 1:] - x[:, :, :-1], x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
-             x[:, :, 1:, 1:] - x[:, :, :-1, :-1])
-        tv = sum(torch.norm(t) for t in d)
-        loss = (settings.main * torch.nn.functional.cross_entropy(logits, y) + settings.bn * bn
-                + settings.tv_l2 * tv + settings.l2 * torch.norm(x))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            x.data = torch.max(torch.min(x, hi), lo)
-    for h in handles:
-        h.remove()
+    with bn_statistic_terms(net) as terms:
+        for i in range(steps):
+            _torch_step(net, x, y, opt, terms, i, steps, settings, lo, hi)
     return x
+
+
+def _torch_step(net, x, y, opt, terms, i, steps, settings, lo, hi):
+    """One step of the reference loop: cosine lr, roll and flip, hooks' BN terms, priors, Adam, clip."""
+    import torch
+
+    warm = min(settings.warmup, max(steps - 1, 1))
+    lr = settings.lr * (i + 1) / warm if i < warm else 0.5 * settings.lr * (
+        1 + math.cos(math.pi * (i - warm) / max(steps - warm, 1)))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    dx, dy = np.random.randint(-settings.jitter, settings.jitter + 1, 2)
+    xj = torch.roll(x, shifts=(int(dx), int(dy)), dims=(2, 3))
+    if np.random.rand() < 0.5:
+        xj = torch.flip(xj, dims=(3,))
+    terms.clear()
+    logits = net(xj)
+    bn = settings.first_bn_weight * terms[0] + sum(terms[1:])
+    d = (x[:, :, :, 1:] - x[:, :, :, :-1], x[:, :, 1:] - x[:, :, :-1], x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
+         x[:, :, 1:, 1:] - x[:, :, :-1, :-1])
+    tv = sum(torch.norm(t) for t in d)
+    loss = (settings.main * torch.nn.functional.cross_entropy(logits, y) + settings.bn * bn
+            + settings.tv_l2 * tv + settings.l2 * torch.norm(x))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        x.data = torch.max(torch.min(x, hi), lo)
 
 
 def rows(batch, size, steps, repeats, dtype):
@@ -111,10 +94,10 @@ def rows(batch, size, steps, repeats, dtype):
         jax.block_until_ready(r.images)
 
     out = []
-    jt = _timed(ours, steps, repeats)
+    jt = time_step_runs(ours, steps, repeats)
     if dtype == jnp.float32:
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        pt = _timed(lambda n: torch_loop(net, targets, size, n), steps, repeats)
+        pt = time_step_runs(lambda n: torch_loop(net, targets, size, n), steps, repeats)
         out.append(Row("deepinversion", f"DeepInversion step, {size} px, {steps} steps/run", model.name, batch,
                        "float32", jt, pt, "plain PyTorch loop (reference settings)", per_run=steps))
     else:

@@ -60,6 +60,20 @@ def time_calls(fn: Callable[[], object], sync: Callable[[object], object], repea
     return Timing(first, statistics.median(runs), runs)
 
 
+def time_step_runs(run: Callable[[int], object], steps: int, repeats: int) -> Timing:
+    """``run(n)`` does n optimizer steps (synced). ``first_s``: ``run(1)`` (compile, or the peer's warm-up);
+    then the median of ``repeats`` runs of ``steps`` steps."""
+    t0 = time.perf_counter()
+    run(1)
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(steps)
+        runs.append(time.perf_counter() - t0)
+    return Timing(first, statistics.median(runs), runs)
+
+
 def time_jax(jitted, args: tuple, repeats: int) -> Timing:
     """Compiles ``jitted`` ahead of time (timed apart), then times the compiled program."""
     import jax

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from jaxviz import models
@@ -59,6 +61,29 @@ def _normalized_cls():
 
 def Normalized(net):  # noqa: N802 - reads like the class it builds
     return _normalized_cls()(net)
+
+
+@contextlib.contextmanager
+def bn_statistic_terms(net):
+    """Within the block, every forward of ``net`` appends, per BatchNorm2d in call order,
+    ``||batch mean - running_mean||_2 + ||biased batch var - running_var||_2`` of its input
+    (DeepInversion's r_feature, as the reference code computes it with forward hooks) to the yielded list."""
+    import torch
+
+    terms = []
+
+    def hook(module, inputs, _):
+        x = inputs[0]
+        mean = x.mean(dim=(0, 2, 3))
+        var = x.permute(1, 0, 2, 3).reshape(x.shape[1], -1).var(dim=1, unbiased=False)
+        terms.append(torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    try:
+        yield terms
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def relu6_visible_to_captum(net) -> None:

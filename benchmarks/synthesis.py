@@ -21,9 +21,7 @@ of N steps.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -34,22 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import dream, image, models, render  # noqa: E402
 from jaxviz import objectives as obj  # noqa: E402
 
-from harness import Row, Timing, device_name, markdown, save  # noqa: E402
+from harness import Row, device_name, markdown, save, time_step_runs  # noqa: E402
 from peers import torch_pair  # noqa: E402
 
 LAYER, CHANNEL, BLOCK = "blocks.8", 3, 8
-
-
-def _timed(fn, repeats):
-    t0 = time.perf_counter()
-    fn(1)
-    first = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(None)
-        runs.append(time.perf_counter() - t0)
-    return Timing(first, statistics.median(runs), runs)
 
 
 def _photos(batch, size=224):
@@ -63,7 +49,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
     x = _photos(batch)
 
     def ours(n):
-        out = dream.dream(jax.random.key(0), model, variables, jnp.asarray(x), LAYER, steps=n or steps, octaves=1,
+        out = dream.dream(jax.random.key(0), model, variables, jnp.asarray(x), LAYER, steps=n, octaves=1,
                           jitter=16, progress=False)
         jax.block_until_ready(out)
 
@@ -79,7 +65,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
     def theirs(n):
         g = torch.Generator().manual_seed(0)
         img = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
-        for _ in range(n or steps):
+        for _ in range(n):
             dy, dx = (int(v) for v in torch.randint(-16, 17, (2,), generator=g))
             img.requires_grad_(True)
             loss = features(torch.roll(img, (dy, dx), (2, 3))).pow(2).mean(dim=(1, 2, 3)).sum()
@@ -88,7 +74,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
                 grad = grad / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-12)
                 img = (img + 0.01 * grad).clamp(0, 1)
 
-    jt, pt = _timed(ours, repeats), _timed(theirs, repeats)
+    jt, pt = time_step_runs(ours, steps, repeats), time_step_runs(theirs, steps, repeats)
     return Row("synthesis", f"DeepDream step ({LAYER}, 224 px)", model.name, batch, "float32", jt, pt,
                "PyTorch loop", per_run=steps)
 
@@ -101,7 +87,7 @@ def render_rows(model, variables, net, batch, steps, repeats):
     objective = obj.channel(LAYER, CHANNEL)
 
     def ours(n):
-        out = render.render(jax.random.key(0), model, variables, objective, batch=batch, steps=n or steps,
+        out = render.render(jax.random.key(0), model, variables, objective, batch=batch, steps=n,
                             progress=False)
         jax.block_until_ready(out.images)
 
@@ -109,9 +95,9 @@ def render_rows(model, variables, net, batch, steps, repeats):
         torch.manual_seed(0)
         lucent_render.render_vis(net, f"_blocks_{BLOCK}:{CHANNEL}",
                                  param_f=lambda: param.image(224, batch=batch, fft=True, decorrelate=True),
-                                 thresholds=(n or steps,), show_image=False, progress=False)
+                                 thresholds=(n,), show_image=False, progress=False)
 
-    jt, pt = _timed(ours, repeats), _timed(theirs, repeats)
+    jt, pt = time_step_runs(ours, steps, repeats), time_step_runs(theirs, steps, repeats)
     return Row("synthesis", f"Lucid render, {steps} steps (channel {LAYER}:{CHANNEL})", model.name, batch,
                "float32", jt, pt, "torch-lucent render_vis", per_run=steps)
 

@@ -230,28 +230,25 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
         batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
         params, targets = jax.device_put(params, batch), jax.device_put(targets, batch)
     opt_state = _ADAM.init(params)
-    history, start = [], 0
+    history, done = [], 0  # done: steps taken (and checkpointed) so far
     fingerprint = repr((np.asarray(jax.random.key_data(key)).tolist(), np.asarray(targets).tolist(), size, steps,
                         settings, model.name))
     if checkpoint is not None and Path(checkpoint).exists():
-        start, params, opt_state = _resume(checkpoint, fingerprint, params, opt_state)
-        bar_start = start
-    else:
-        bar_start = 0
+        done, params, opt_state = _resume(checkpoint, fingerprint, params, opt_state)
     low_res_until = int(settings.low_res_fraction * steps)
     with progress_bar(steps, "deepinversion", progress) as bar:
-        bar.update(bar_start)
-        for i in range(start, steps):
+        bar.update(done)
+        for i in range(done, steps):
             params, opt_state, loss = _step(variables, student_variables, targets, params, opt_state, k_loop, i, steps,
                                             model=model, student=student, settings=settings,
                                             low_res=i < low_res_until)
             if (i + 1) % chunk == 0 or i + 1 == steps:
                 history.append((i + 1, float(loss)))
-                bar.update(i + 1 - start)
+                bar.update(i + 1 - done)
                 bar.set_postfix(loss=f"{history[-1][1]:.4g}")
-                start = i + 1
+                done = i + 1
                 if checkpoint is not None:
-                    _save_checkpoint(checkpoint, fingerprint, start, params, opt_state)
+                    _save_checkpoint(checkpoint, fingerprint, done, params, opt_state)
     return Result(params, history)
 
 

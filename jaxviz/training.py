@@ -37,16 +37,13 @@ def _loss(params, batch_stats, x, targets, *, model, temperature):
     return -jnp.mean(jnp.sum(targets * log_p, axis=-1)) * temperature ** 2, updates["batch_stats"]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "tx", "batch", "temperature", "max_shift", "teacher", "mixup"),
+@functools.partial(jax.jit, static_argnames=("model", "tx", "batch", "temperature", "max_shift", "teacher"),
                    donate_argnums=(0, 1))
 def _step(variables, opt_state, images, targets, teacher_vars, key, *, model, tx, batch, temperature, max_shift,
-          teacher, mixup):
+          teacher):
     k_idx, k_shift = jax.random.split(key)
     idx = jax.random.randint(k_idx, (batch,), 0, images.shape[0])
     x = shift(k_shift, images[idx], max_shift)
-    if mixup:  # convex combinations of two images (labels follow through the teacher)
-        lam = jax.random.uniform(jax.random.fold_in(key, 1), (batch, 1, 1, 1))
-        x = lam * x + (1 - lam) * x[::-1]
     if teacher is None:
         t = targets[idx]
     else:
@@ -58,7 +55,7 @@ def _step(variables, opt_state, images, targets, teacher_vars, key, *, model, tx
 
 
 def fit(key: jax.Array, model, images, targets=None, *, teacher=None, steps: int = 500, batch: int = 64,
-        lr: float = 3e-3, temperature: float = 1.0, max_shift: int = 0, mixup: bool = False, variables=None):
+        lr: float = 3e-3, temperature: float = 1.0, max_shift: int = 0, variables=None):
     """Trains ``model``; returns ``(variables, last batch loss)``.
 
     Args:
@@ -89,6 +86,5 @@ def fit(key: jax.Array, model, images, targets=None, *, teacher=None, steps: int
     for i in range(steps):
         variables, opt_state, loss = _step(variables, opt_state, images, targets, teacher_vars,
                                            jax.random.fold_in(k_fit, i), model=model, tx=tx, batch=batch,
-                                           temperature=temperature, max_shift=max_shift, teacher=teacher_model,
-                                           mixup=mixup)
+                                           temperature=temperature, max_shift=max_shift, teacher=teacher_model)
     return variables, float(loss)

@@ -100,18 +100,28 @@ def tiny_model(size: int = 16):
     return model, model.init(jax.random.key(0), size=size)
 
 
+def _peers():
+    """benchmarks/peers.py: the PyTorch-side helpers the benchmarks and the tests share."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import peers
+
+    return peers
+
+
 def torch_normalized(net):
     """A PyTorch network that takes [0, 1] images and applies ImageNet normalization itself, like the ports.
 
     The wrapper is the benchmarks' (benchmarks/peers.py): one definition for both.
     """
-    import sys
-    from pathlib import Path
+    return _peers().Normalized(net).eval()
 
-    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-    from peers import Normalized
 
-    return Normalized(net).eval()
+def torch_bn_terms(net):
+    """benchmarks/peers.py's forward-hook recorder of DeepInversion's per-BatchNorm terms (a context manager)."""
+    return _peers().bn_statistic_terms(net)
 
 
 def torch_lite0(size: int):

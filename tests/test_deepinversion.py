@@ -21,7 +21,7 @@ import torch
 from jaxviz import deepinversion as di
 from jaxviz import image
 
-from conftest import to_nchw, torch_lite0
+from conftest import to_nchw, torch_bn_terms, torch_lite0
 
 #: relative agreement of the BN loss with the PyTorch-hook computation (float32 sums over 49 layers).
 BN_LOSS_RTOL = 1e-4
@@ -31,19 +31,8 @@ SHARDING_ATOL = 1e-5
 
 def _torch_bn_loss(net, x, first_bn_weight):
     """||mean - running_mean|| + ||var - running_var|| at every BatchNorm2d input, via forward hooks."""
-    terms = []
-
-    def hook(module, inputs, _):
-        t = inputs[0]
-        mean = t.mean(dim=(0, 2, 3))
-        var = t.permute(1, 0, 2, 3).reshape(t.shape[1], -1).var(dim=1, unbiased=False)
-        terms.append(torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    with torch.no_grad():
+    with torch_bn_terms(net) as terms, torch.no_grad():
         net(x)
-    for h in handles:
-        h.remove()
     return float(first_bn_weight * terms[0] + sum(terms[1:]))
 
 
