@@ -363,13 +363,122 @@ def cmd_distill(args) -> None:
             f"{result['diversity_di']:.4f}")
 
 
+def _positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise ValueError(f"{flag} must be positive, got {value}")
+
+
+def _style_defaults(args):
+    """Checks the size and steps flags, then loads the model."""
+    from jaxviz import models
+
+    models.build(args.model)  # the name first, before any heavy work
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.size is not None and args.size < 16:
+        raise ValueError(f"--size must be at least 16, got {args.size}")
+    return models.load(args.model, args.weights)
+
+
+def cmd_texture(args) -> None:
+    import time
+
+    from jaxviz import image, texture
+
+    model, variables = _style_defaults(args)
+    source = image.load_image(args.source)
+    if args.source_size:
+        source = image.prepare(source, args.source_size)
+    size = args.size or min(source.shape[:2])
+    start = time.perf_counter()
+    r = texture.synthesize(_key(args), model, variables, source, size=size, steps=args.steps,
+                           optimizer_name=args.optimizer, tv_weight=args.tv, progress=None)
+    image.save_png(args.out, r.images[0])
+    seconds = time.perf_counter() - start
+    summary = {"style_loss_start": float(r.style_loss_start[0]), "style_loss_end": float(r.style_loss_end[0])}
+    _report(args, summary, f"wrote {args.out} ({size}x{size} texture, style loss {summary['style_loss_start']:.4g}"
+                           f" -> {summary['style_loss_end']:.4g}, {seconds:.1f} s)")
+
+
+def cmd_style(args) -> None:
+    import time
+
+    from jaxviz import gram, image, style
+
+    _positive(args.style_scale, "--style-scale")
+    model, variables = _style_defaults(args)
+    content = image.load_image(args.content, args.size or model.input_size)
+    painting = image.load_image(args.style)
+    scales = tuple(float(f) for f in args.scales.split(","))
+    start = time.perf_counter()
+    r = style.transfer(_key(args), model, variables, content, painting, style_weight=args.style_weight,
+                       content_weight=args.content_weight, tv_weight=args.tv, style_scale=args.style_scale,
+                       scales=scales, steps=args.steps, optimizer_name=args.optimizer,
+                       preserve_colors=args.preserve_color, progress=None)
+    image.save_png(args.out, r.images[0])
+    seconds = time.perf_counter() - start
+    layer = gram.default_layers(model).content
+    to_style = style.content_loss_of(model, variables, r.images, painting, layer)
+    summary = {"style_loss_start": float(r.style_loss_start[0]), "style_loss_end": float(r.style_loss_end[0]),
+               "content_loss_to_content": float(r.content_loss[0]), "content_loss_to_style": float(to_style[0])}
+    _report(args, summary, f"wrote {args.out} (style loss {summary['style_loss_start']:.4g} -> "
+                           f"{summary['style_loss_end']:.4g}; content loss at {layer}: "
+                           f"{summary['content_loss_to_content']:.4g} to the content, "
+                           f"{summary['content_loss_to_style']:.4g} to the style; {seconds:.1f} s)")
+
+
+def cmd_train_style(args) -> None:
+    import shutil
+    import time
+    from pathlib import Path
+
+    from jaxviz import fast_style, image
+
+    model, variables = _style_defaults(args)
+    size = args.size or fast_style.DEFAULT_SIZE
+    if size % 4:
+        raise ValueError(f"--size must be a multiple of 4, got {size}")
+    painting = image.load_image(args.style)
+    photos = image.load_folder(args.images, size) if args.images else fast_style.builtin_images(size)
+    out = Path(args.out)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".checkpoints")
+    start = time.perf_counter()
+    r = fast_style.train(_key(args), model, variables, painting, photos, steps=args.steps, size=size,
+                         batch=args.batch, lr=args.lr, style_weight=args.style_weight,
+                         checkpoint_dir=checkpoints, checkpoint_every=args.checkpoint_every, progress=None)
+    fast_style.save(out, r.stylizer)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    last = max(r.losses) if r.losses else r.resumed_from
+    summary = {"out": str(out), "steps": args.steps, "resumed_from": r.resumed_from, "images": len(photos),
+               "final_loss": r.losses.get(last), "seconds": round(seconds, 3)}
+    resumed = f", resumed from step {r.resumed_from}" if r.resumed_from else ""
+    _report(args, summary, f"wrote {out} ({args.steps} steps on {len(photos)} images{resumed}, {seconds:.1f} s)")
+
+
+def cmd_stylize(args) -> None:
+    import time
+
+    from jaxviz import fast_style, image
+
+    stylizer = fast_style.load(args.model_file)
+    img = image.load_image(args.image, args.size) if args.size else image.load_image(args.image)
+    start = time.perf_counter()
+    out = fast_style.stylize(stylizer, img)
+    image.save_png(args.out, out)
+    seconds = time.perf_counter() - start
+    _report(args, {"out": str(args.out), "height": int(out.shape[0]), "width": int(out.shape[1]),
+                   "seconds": round(seconds, 3)},
+            f"wrote {args.out} ({out.shape[1]}x{out.shape[0]}, one forward pass, {seconds:.2f} s)")
+
+
 #: the CLI's DeepInversion run: short enough for 10 classes in minutes on 2 CPU cores (see the README).
 DEEPINVERSION_STEPS = 300
 DEEPINVERSION_LR = 0.1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxviz import classviz, distill, inversion
+    from jaxviz import classviz, distill, fast_style, inversion, style, texture
 
     parser = _Parser(prog="jaxviz", description="CNN visualization and inversion in JAX.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -470,6 +579,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--json", action="store_true", help='print {"student_acc", "noise_baseline_acc", "teacher_acc"}')
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("texture", help="texture synthesis: a new image (any size) with the texture of SOURCE")
+    p.add_argument("source", help="path to the texture image")
+    _model_args(p)
+    p.add_argument("--size", type=int, default=None, help="output side in pixels (default: the source's short side)")
+    p.add_argument("--source-size", type=int, default=None, help="first resize and crop the source to this side")
+    p.add_argument("--steps", type=int, default=texture.DEFAULT_STEPS,
+                   help=f"optimizer steps (default {texture.DEFAULT_STEPS})")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--tv", type=float, default=texture.DEFAULT_TV_WEIGHT,
+                   help=f"total-variation weight (default {texture.DEFAULT_TV_WEIGHT})")
+    _out_args(p, json_help='print {"style_loss_start", "style_loss_end"}')
+    p.set_defaults(func=cmd_texture)
+
+    p = sub.add_parser("style", help="style transfer (Gatys): CONTENT painted in the style of STYLE")
+    p.add_argument("content", help="path to the content image")
+    p.add_argument("style", help="path to the style image")
+    _model_args(p)
+    p.add_argument("--size", type=int, default=None, help="content side in pixels (default: the model's)")
+    p.add_argument("--style-weight", type=float, default=None,
+                   help="weight of the style loss (default: the network's, 10 on EfficientNet-Lite, 1e6 on VGG)")
+    p.add_argument("--content-weight", type=float, default=style.DEFAULT_CONTENT_WEIGHT)
+    p.add_argument("--tv", type=float, default=style.DEFAULT_TV_WEIGHT,
+                   help=f"total-variation weight (default {style.DEFAULT_TV_WEIGHT})")
+    p.add_argument("--style-scale", type=float, default=1.0,
+                   help="the style's short side as a multiple of the content's (default 1); sets the brush size")
+    p.add_argument("--scales", default="1", help="coarse-to-fine fractions of the size, e.g. 0.5,1 (default 1)")
+    p.add_argument("--steps", type=int, default=style.DEFAULT_STEPS,
+                   help=f"optimizer steps per scale (default {style.DEFAULT_STEPS})")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    _out_args(p, json_help='print {"style_loss_start", "style_loss_end", "content_loss_to_content", '
+                           '"content_loss_to_style"}')
+    p.set_defaults(func=cmd_style)
+
+    p = sub.add_parser("train-style", help="fast style transfer: train a feed-forward network for STYLE")
+    p.add_argument("style", help="path to the style image")
+    p.add_argument("--images", default=None, help="folder of training images (default: the bundled photos)")
+    _model_args(p)
+    p.add_argument("--steps", type=int, default=fast_style.DEFAULT_STEPS,
+                   help=f"training steps (default {fast_style.DEFAULT_STEPS})")
+    p.add_argument("--size", type=int, default=None, help=f"training crop side (default {fast_style.DEFAULT_SIZE})")
+    p.add_argument("--batch", type=int, default=4, help="images per step (default 4)")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--style-weight", type=float, default=None, help="weight of the style loss (default: the network's)")
+    p.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints (default: MODEL.checkpoints); an "
+                                                          "interrupted run resumes from there")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", required=True, help="the trained network (.npz) to write")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_train_style)
+
+    p = sub.add_parser("stylize", help="fast style transfer: stylize IMAGE with a trained network, one forward pass")
+    p.add_argument("model_file", metavar="MODEL", help="a network written by `jaxviz train-style`")
+    p.add_argument("image", help="path to the image")
+    p.add_argument("--size", type=int, default=None, help="resize and crop to this side first (default: as is)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_stylize)
 
     p = sub.add_parser("layers", help="the layer names of a model, with output shapes")
     p.add_argument("--model", default=None, help="model name")

@@ -26,7 +26,9 @@ __all__ = [
 #: scikit-image's bundled photos and textures.
 SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
 TEXTURES = ("brick", "grass", "gravel")
+STYLES = ("immunohistochemistry", "hubble_deep_field")  # style sources for style transfer
 MIN_SIDE = 8
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _from_pil(img: Image.Image, source: str) -> np.ndarray:
@@ -68,10 +70,26 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
     return prepare(arr, size) if size else arr
 
 
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files (by suffix, :data:`IMAGE_SUFFIXES`) in ``folder`` and its subfolders, sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{folder}: no such folder")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def load_folder(folder: str | os.PathLike, size: int) -> np.ndarray:
+    """Every image in ``folder`` (see :func:`list_images`), resized and center-cropped: (N, size, size, 3)."""
+    return np.stack([load_image(p, size) for p in list_images(folder)])
+
+
 def sample(name: str, size: int | None = None) -> np.ndarray:
     """One of scikit-image's bundled photos or textures, as (H, W, 3) in [0, 1]."""
-    if name not in SAMPLES + TEXTURES:
-        raise ValueError(f"unknown sample {name!r}; samples: {', '.join(SAMPLES + TEXTURES)}")
+    if name not in SAMPLES + TEXTURES + STYLES:
+        raise ValueError(f"unknown sample {name!r}; samples: {', '.join(SAMPLES + TEXTURES + STYLES)}")
     import skimage.data
 
     arr = np.asarray(getattr(skimage.data, name)(), np.float32) / 255.0

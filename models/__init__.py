@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import hub
-from .convert import from_torch, load_npz, read_safetensors, read_state_dict, save_npz
+from .convert import from_torch, load_npz, npz_metadata, read_safetensors, read_state_dict, save_npz
 from .core import IMAGENET_MEAN, IMAGENET_STD, Model, Preprocessing, Taps, bn_inputs, check_names
 from .hub import WeightsNotFoundError, cache_dir
 from .keras_h5 import KERAS_NAMES, keras_state_dict, read_keras_h5
@@ -27,7 +27,7 @@ from .registry import DEFAULT_MODEL, REGISTRY
 __all__ = [
     "load", "build", "available", "convert_state_dict", "Model", "Preprocessing", "Taps", "bn_inputs",
     "check_names", "read_pth", "read_keras_h5", "read_safetensors", "read_state_dict", "save_npz", "load_npz",
-    "cache_dir", "receptive_field", "ReceptiveField",
+    "npz_metadata", "cache_dir", "receptive_field", "ReceptiveField",
     "WeightsNotFoundError", "UnsafeCheckpointError", "DEFAULT_MODEL", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 

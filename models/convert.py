@@ -152,9 +152,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
 
 
-def save_npz(path: str | os.PathLike, variables: Mapping) -> None:
-    """Writes variables in jaxviz's cached format, atomically (tmp file + rename)."""
+_METADATA = "__metadata__"
+
+
+def save_npz(path: str | os.PathLike, variables: Mapping, metadata: Mapping | None = None) -> None:
+    """Writes variables in jaxviz's cached format, atomically (tmp file + rename); ``metadata``: JSON-able
+    settings stored beside them as a string (read back by :func:`npz_metadata`)."""
     flat = {_SEP.join(k): np.asarray(v) for k, v in _flat(variables).items()}
+    if metadata is not None:
+        flat[_METADATA] = np.array(json.dumps(dict(metadata)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -167,7 +173,7 @@ def load_npz(path: str | os.PathLike, template: Mapping | None = None) -> dict:
     """Reads jaxviz's cached format (never unpickles); checks it against ``template``."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            flat = {tuple(k.split(_SEP)): z[k] for k in z.files}
+            flat = {tuple(k.split(_SEP)): z[k] for k in z.files if k != _METADATA}
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable jaxviz weights file ({e})") from None
     if template is not None:
@@ -178,3 +184,12 @@ def load_npz(path: str | os.PathLike, template: Mapping | None = None) -> dict:
                 _SEP.join(k) for k in expected if expected[k] != got[k]]
             raise ValueError(f"{path}: weights do not fit this model (first differences: {diff[:5]})")
     return _unflatten(flat)
+
+
+def npz_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``metadata`` :func:`save_npz` stored in ``path`` (None if there is none)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z[_METADATA])) if _METADATA in z.files else None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable jaxviz weights file ({e})") from None

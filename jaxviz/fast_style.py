@@ -1,0 +1,306 @@
+"""Fast (feed-forward) style transfer (Johnson, Alahi & Fei-Fei, ECCV 2016).
+
+Gatys' transfer optimizes every image from scratch; Johnson et al. train an
+image-transformation network once per style with the same perceptual loss
+(content loss against the input at one layer, style loss against the style's
+Gram matrices, total variation), measured through a frozen zoo model, and then
+stylize any image in one forward pass.
+
+- :class:`TransformNet`: 9x9 conv, two stride-2 convs, residual blocks, two
+  nearest-neighbour upsamplings with convs (no transposed-conv checkerboards),
+  9x9 conv to RGB through a sigmoid; instance norm and reflection padding
+  throughout (Ulyanov et al.'s improvement). Widths and depth are arguments:
+  the paper's (32, 64, 128) with 5 blocks, or smaller for a CPU.
+- :func:`train`: optax Adam over random crops of the user's images (or
+  :func:`builtin_images`, scikit-image's photos), a Python loop of jitted steps,
+  with orbax checkpoints every ``checkpoint_every`` steps: a run that is
+  interrupted resumes from the last one and continues with the same losses
+  (batches are drawn from ``fold_in(key, step)``).
+- :func:`save` / :func:`load`: one ``.npz`` (weights plus the network's
+  settings as JSON; never pickled), written atomically; :func:`stylize`.
+
+Example:
+    >>> net = train(jax.random.key(0), model, variables, painting, photos, steps=500)  # doctest: +SKIP
+    >>> save("wave.npz", net); stylize(load("wave.npz"), photo[None]).shape            # doctest: +SKIP
+    (1, 256, 256, 3)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxviz import gram
+from jaxviz import image as image_mod
+from jaxviz.render import progress_bar
+from jaxviz.style import check_images
+
+__all__ = ["TransformNet", "Stylizer", "train", "stylize", "save", "load", "builtin_images", "perceptual_loss",
+           "DEFAULT_STEPS", "DEFAULT_SIZE"]
+
+DEFAULT_STEPS = 300
+DEFAULT_SIZE = 128
+
+
+def _reflect(x: jax.Array, pad: int) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+class _ConvNorm(nn.Module):
+    features: int
+    kernel: int
+    stride: int = 1
+    relu: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride), padding="VALID")(
+            _reflect(x, self.kernel // 2))
+        x = nn.InstanceNorm(epsilon=1e-5)(x)
+        return nn.relu(x) if self.relu else x
+
+
+class _Residual(nn.Module):
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        y = _ConvNorm(self.features, 3)(x)
+        return x + _ConvNorm(self.features, 3, relu=False)(y)
+
+
+class TransformNet(nn.Module):
+    """Johnson et al.'s image-transformation network: (B, H, W, 3) in [0, 1] -> same shape in [0, 1].
+
+    H and W should be multiples of 4 (two stride-2 convolutions and two 2x upsamplings).
+    """
+
+    channels: tuple[int, int, int] = (32, 64, 128)
+    residual_blocks: int = 5
+
+    @nn.compact
+    def __call__(self, x):
+        c1, c2, c3 = self.channels
+        h = _ConvNorm(c1, 9)(x * 2.0 - 1.0)
+        h = _ConvNorm(c2, 3, 2)(h)
+        h = _ConvNorm(c3, 3, 2)(h)
+        for _ in range(self.residual_blocks):
+            h = _Residual(c3)(h)
+        for c in (c2, c1):
+            b, hh, ww, ch = h.shape
+            h = _ConvNorm(c, 3)(jax.image.resize(h, (b, 2 * hh, 2 * ww, ch), "nearest"))
+        h = nn.Conv(3, (9, 9), padding="VALID")(_reflect(h, 4))
+        return nn.sigmoid(h)
+
+
+class Stylizer(NamedTuple):
+    """A trained network: its settings and weights."""
+
+    net: TransformNet
+    params: dict
+
+
+def builtin_images(size: int = DEFAULT_SIZE) -> np.ndarray:
+    """scikit-image's sample photos (chelsea, coffee, astronaut, rocket), (4, size, size, 3): the demo's set."""
+    return np.stack([image_mod.sample(n, size) for n in image_mod.SAMPLES])
+
+
+def perceptual_loss(model, variables, outputs, inputs, targets: dict, *, content_layer: str, layer_weights,
+                    style_weight, content_weight, tv_weight):
+    """Johnson et al.'s loss, per image: content (outputs vs inputs), style (vs Gram ``targets``), TV.
+    Returns ``(total, (style, content, tv))``, each (B,)."""
+    layers = tuple(dict.fromkeys((*targets, content_layer)))
+    _, acts = model.apply(variables, jnp.concatenate([outputs, inputs]), capture=layers)
+    n = len(outputs)
+    ours = {k: a[:n] for k, a in acts.items()}
+    style = gram.style_loss(ours, targets, layer_weights)
+    content = gram.content_loss(ours[content_layer], jax.lax.stop_gradient(acts[content_layer][n:]))
+    tv = gram.total_variation(outputs)
+    return style_weight * style + content_weight * content + tv_weight * tv, (style, content, tv)
+
+
+def _batch(key: jax.Array, images: jax.Array, batch: int) -> jax.Array:
+    """``batch`` images drawn with replacement, each flipped left-right at random."""
+    k1, k2 = jax.random.split(key)
+    x = images[jax.random.randint(k1, (batch,), 0, images.shape[0])]
+    flip = jax.random.bernoulli(k2, 0.5, (batch, 1, 1, 1))
+    return jnp.where(flip, x[:, :, ::-1], x)
+
+
+@functools.partial(jax.jit, static_argnames=("net", "model", "optimizer", "content_layer", "batch"))
+def _train_step(params, opt_state, step, key, images, variables, targets, layer_weights, weights, *, net, model,
+                optimizer, content_layer, batch):
+    x = _batch(jax.random.fold_in(key, step), images, batch)
+
+    def loss_fn(p):
+        total, terms = perceptual_loss(model, variables, net.apply(p, x), x, targets, content_layer=content_layer,
+                                       layer_weights=layer_weights, **weights)
+        return jnp.mean(total), jax.tree.map(jnp.mean, terms)
+
+    (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, terms
+
+
+@functools.cache
+def _adam(lr: float) -> optax.GradientTransformation:
+    return optax.adam(lr)
+
+
+class TrainResult(NamedTuple):
+    """``stylizer``; ``losses``: the total loss of every step run in this call, keyed by step number."""
+
+    stylizer: Stylizer
+    losses: dict[int, float]
+    resumed_from: int
+
+
+def train(key: jax.Array, model, variables, style, images, *, steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE,
+          batch: int = 4, lr: float = 1e-3, net: TransformNet | None = None, style_weight: float | None = None,
+          content_weight: float = 1.0, tv_weight: float = 10.0, style_scale: float = 1.0,
+          style_layers: Sequence[str] | None = None, content_layer: str | None = None,
+          checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 50,
+          callback: Callable[[int, float], None] | None = None, progress: bool | None = None) -> TrainResult:
+    """Trains a :class:`TransformNet` for the style of ``style`` on ``images``.
+
+    Args:
+        key: PRNG key (initial weights; batch ``i`` is drawn with ``fold_in(key, i)``).
+        model, variables: the frozen loss network (any zoo model; layers from :func:`~jaxviz.gram.default_layers`).
+        style: (H, W, 3) in [0, 1]; taken at ``style_scale * size`` on its short side.
+        images: (N, size, size, 3) in [0, 1] training images (see :func:`builtin_images`).
+        steps: total optimizer steps (a resumed run continues up to this count).
+        net: the network (default: (16, 32, 64) channels and 3 residual blocks, CPU-sized).
+        checkpoint_dir: orbax checkpoints here every ``checkpoint_every`` steps; a run finding one resumes.
+        callback: called after every step with (step, loss); an exception from it stops training (the
+            checkpoints written so far remain).
+    """
+    import orbax.checkpoint as ocp
+
+    from jaxviz.models import check_names
+
+    net = net or TransformNet((16, 32, 64), 3)
+    images = jnp.asarray(images, jnp.float32)
+    if images.ndim != 4 or images.shape[1:] != (size, size, 3):
+        raise ValueError(f"images must be (N, {size}, {size}, 3), got {images.shape}")
+    if size % 4:
+        raise ValueError(f"size must be a multiple of 4, got {size}")
+    defaults = gram.default_layers(model)
+    style_layers = check_names(style_layers or defaults.style, model.layers)
+    content_layer = check_names(content_layer or defaults.content, model.layers)[0]
+    style = check_images(style, "style")[:1]
+    short = style_scale * size
+    sh, sw = (max(16, round(short * d / min(style.shape[1:3]))) for d in style.shape[1:3])
+    targets = gram.style_targets(model, variables, jax.image.resize(style, (1, sh, sw, 3), "linear"), style_layers)
+    layer_weights = {n: 1.0 for n in style_layers}
+    weights = {"style_weight": jnp.float32(defaults.style_weight if style_weight is None else style_weight),
+               "content_weight": jnp.float32(content_weight), "tv_weight": jnp.float32(tv_weight)}
+    optimizer = _adam(float(lr))
+    params = net.init(jax.random.fold_in(key, 2**31 - 1), images[:1])  # batches use fold_in(key, step)
+    opt_state = optimizer.init(params)
+    start = 0
+    manager = None
+    if checkpoint_dir is not None:
+        options = ocp.CheckpointManagerOptions(max_to_keep=2, save_interval_steps=checkpoint_every,
+                                               enable_async_checkpointing=False)
+        manager = ocp.CheckpointManager(Path(checkpoint_dir).absolute(), options=options)
+        meta = json.loads(json.dumps({  # what makes a run: resuming another's would silently mix them
+            "net": _config(net), "size": size, "batch": batch, "lr": lr, "model": model.name,
+            "layers": list(style_layers), "content": content_layer, "key": _digest(jax.random.key_data(key)),
+            "style": _digest(style), "images": _digest(images),
+            "weights": {k: float(v) for k, v in weights.items()}}))
+        latest = manager.latest_step()
+        if latest is not None:
+            restored = manager.restore(latest, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore({"params": params, "opt_state": opt_state}),
+                meta=ocp.args.JsonRestore()))
+            if restored["meta"] != meta:
+                raise ValueError(f"{checkpoint_dir}: a checkpoint of a different training run "
+                                 f"({restored['meta']} != {meta}); use another directory or delete it")
+            params, opt_state, start = restored["state"]["params"], restored["state"]["opt_state"], latest
+    static = dict(net=net, model=model, optimizer=optimizer, content_layer=content_layer, batch=batch)
+    losses: dict[int, float] = {}
+    with progress_bar(steps, "train-style", progress) as bar:
+        bar.update(start)
+        for step in range(start, steps):
+            params, opt_state, loss, _ = _train_step(params, opt_state, step, key, images, variables, targets,
+                                                     layer_weights, weights, **static)
+            done = step + 1
+            if manager is not None and (done % checkpoint_every == 0 or done == steps):
+                manager.save(done, args=ocp.args.Composite(
+                    state=ocp.args.StandardSave({"params": params, "opt_state": opt_state}),
+                    meta=ocp.args.JsonSave(meta)), force=done == steps)
+                manager.wait_until_finished()
+            if callback is not None or done % 10 == 0 or done == steps:
+                losses[done] = float(loss)
+                bar.set_postfix(loss=f"{losses[done]:.4g}")
+                if callback is not None:
+                    callback(done, losses[done])
+            bar.update(1)
+    if manager is not None:
+        manager.close()
+    return TrainResult(Stylizer(net, params), losses, start)
+
+
+def _config(net: TransformNet) -> dict:
+    return {"channels": [int(c) for c in net.channels], "residual_blocks": int(net.residual_blocks)}
+
+
+def _digest(array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(array)).tobytes()).hexdigest()[:16]
+
+
+@functools.partial(jax.jit, static_argnames="net")
+def _apply(params, images: jax.Array, *, net: TransformNet) -> jax.Array:
+    return net.apply(params, images)
+
+
+def stylize(stylizer: Stylizer, images) -> jax.Array:
+    """One forward pass: (B, H, W, 3) or (H, W, 3) in [0, 1] -> stylized, same shape (sides padded by
+    reflection to multiples of 4, then cropped back)."""
+    single = np.ndim(images) == 3
+    x = check_images(images, "images")
+    h, w = x.shape[1:3]
+    ph, pw = -h % 4, -w % 4
+    if ph or pw:
+        x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    out = _apply(stylizer.params, x, net=stylizer.net)[:, :h, :w]
+    return out[0] if single else out
+
+
+_KIND = "jaxviz.fast_style.TransformNet"
+
+
+def save(path: str | os.PathLike, stylizer: Stylizer) -> Path:
+    """Writes the network's settings and weights to one ``.npz``, atomically."""
+    from jaxviz.models import save_npz
+
+    save_npz(path, stylizer.params, metadata={"kind": _KIND, **_config(stylizer.net)})
+    return Path(path)
+
+
+def load(path: str | os.PathLike) -> Stylizer:
+    """Reads :func:`save`'s file (never unpickles); a clear ValueError for anything else."""
+    from jaxviz.models import load_npz, npz_metadata
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such file (make one with `jaxviz train-style`)")
+    try:
+        config = npz_metadata(path)
+    except ValueError:
+        config = None
+    if not config or config.get("kind") != _KIND:
+        raise ValueError(f"{path}: not a jaxviz style network (make one with `jaxviz train-style`)")
+    net = TransformNet(tuple(config["channels"]), int(config["residual_blocks"]))
+    template = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3))))
+    return Stylizer(net, load_npz(path, template))
