@@ -20,10 +20,10 @@ def torch_pair(name: str, normalized: bool = False):
     import torch
 
     torch.manual_seed(0)
-    if name == "resnet50":
+    if name in ("resnet50", "vgg19"):
         import torchvision
 
-        net = torchvision.models.resnet50()
+        net = getattr(torchvision.models, name)()
     else:
         from efficientnet_lite_pytorch import EfficientNet
 
