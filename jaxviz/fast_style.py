@@ -167,7 +167,7 @@ class TrainResult(NamedTuple):
 
 
 def train(key: jax.Array, model, variables, style, images, *, steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE,
-          batch: int = 4, lr: float = 1e-3, net: TransformNet | None = None, style_weight: float | None = None,
+          batch: int = 4, lr: float = 1e-2, net: TransformNet | None = None, style_weight: float | None = None,
           content_weight: float = 1.0, tv_weight: float = 10.0, style_scale: float = 1.0,
           style_layers: Sequence[str] | None = None, content_layer: str | None = None,
           checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 50,

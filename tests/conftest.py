@@ -13,6 +13,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 # Keep converted weights out of the user's cache; one directory per test session.
 os.environ.setdefault("JAXVIZ_CACHE", tempfile.mkdtemp(prefix="jaxviz-test-cache-"))
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 is a test-only reference, on JAX
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # two test workers may share one GPU
 
 #: max |a - b| relative to the largest magnitude of the reference (ports on random weights).
 PARITY_RTOL = 1e-4

@@ -126,23 +126,25 @@ def test_lbfgs_scales_and_color_preservation():
 
 def test_fast_style_network_stylizes_256px_in_one_pass(lite0, tmp_path):
     model, variables = lite0
-    painting = image.sample("immunohistochemistry", 96)
-    r = fast_style.train(jax.random.key(0), model, variables, painting, fast_style.builtin_images(64), steps=100,
-                         size=64, batch=2, lr=2e-2, progress=False)
+    painting = image.sample("immunohistochemistry", 144)
+    r = fast_style.train(jax.random.key(0), model, variables, painting, fast_style.builtin_images(96), steps=100,
+                         size=96, batch=2, lr=1e-2, progress=False)
     assert r.losses[100] < 0.85 * r.losses[10]
     path = fast_style.save(tmp_path / "net.npz", r.stylizer)
     stylizer = fast_style.load(path)
-    photo = image.sample("coffee", 256)
+    photo, other = image.sample("coffee", 256), image.sample("chelsea", 256)
     out = fast_style.stylize(stylizer, photo)
     assert out.shape == (256, 256, 3) and bool(jnp.all((out >= 0) & (out <= 1)))
     np.testing.assert_allclose(out, fast_style.stylize(r.stylizer, photo), atol=1e-6)
-    for size in (64, 256):  # the training size, and the 256 px image
-        photo = image.sample("coffee", size)
-        targets = gram.style_targets(model, variables, image.sample("immunohistochemistry", int(1.5 * size)),
-                                     gram.default_layers(model).style)
-        before = style.style_loss_of(model, variables, jnp.asarray(photo)[None], targets)
-        after = style.style_loss_of(model, variables, fast_style.stylize(stylizer, photo)[None], targets)
-        assert float(after[0]) < 0.6 * float(before[0]), (size, after, before)  # measured: 0.41, 0.45
+    targets = gram.style_targets(model, variables, image.sample("immunohistochemistry", 384),
+                                 gram.default_layers(model).style)
+    before = style.style_loss_of(model, variables, jnp.asarray(photo)[None], targets)
+    after = style.style_loss_of(model, variables, out[None], targets)
+    assert float(after[0]) < 0.6 * float(before[0]), (after, before)  # measured: 0.40
+    # ... and it is still the coffee cup: nearer to the photo than to another one at the content layer.
+    content = gram.default_layers(model).content
+    own = style.content_loss_of(model, variables, out[None], photo, content)
+    assert own[0] < style.content_loss_of(model, variables, out[None], other, content)[0]  # measured: 130 vs 148
     with pytest.raises(ValueError, match="train-style"):
         fast_style.load(tmp_path / "missing.npz")
     image.save_png(tmp_path / "x.png", photo)
@@ -184,12 +186,12 @@ def test_interrupted_training_resumes_with_the_same_losses(tmp_path):
 
 def test_cli_trains_and_stylizes_and_rejects_bad_input(capsys, tmp_path):
     folder = tmp_path / "photos"
-    for name in image.SAMPLES:  # 4 images, batch 2, lr 0.02 at 64 px: the training step compiled above
-        image.save_png(folder / f"{name}.png", image.sample(name, 72))
+    for name in image.SAMPLES:  # 4 images, batch 2, lr 0.01 at 96 px: the training step compiled above
+        image.save_png(folder / f"{name}.png", image.sample(name, 100))
     image.save_png(tmp_path / "style.png", image.sample("gravel", 64))
     net = tmp_path / "net.npz"
-    out = _cli(capsys, "train-style", tmp_path / "style.png", "--images", folder, "--size", 64, "--steps", 2,
-               "--batch", 2, "--lr", 0.02, "--checkpoint-every", 1, "--out", net, "--json")
+    out = _cli(capsys, "train-style", tmp_path / "style.png", "--images", folder, "--size", 96, "--steps", 2,
+               "--batch", 2, "--lr", 0.01, "--checkpoint-every", 1, "--out", net, "--json")
     assert json.loads(out)["images"] == 4 and net.is_file()
     assert not (tmp_path / "net.npz.checkpoints").exists()  # removed after success
     image.save_png(tmp_path / "cat.png", image.sample("chelsea", 100))
