@@ -283,11 +283,17 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+def _enlarge(entry: dict) -> str:
+    """Narrow pictures (filters, patches, neighbours) shown at twice their size, pixels kept sharp."""
+    width = entry.get("width", 0)
+    return f' width="{2 * width}" style="image-rendering:pixelated"' if 0 < width < 400 else ""
+
+
 def write_html(out: Path, entries: list[dict]) -> Path:
     """``index.html`` for ``entries`` ({name, title, file, what, layer, settings, seconds}), atomically."""
     figures = "\n".join(
         f'<figure id="{html.escape(e["name"])}"><h2>{html.escape(e["title"])}</h2>'
-        f'<img src="{html.escape(e["file"])}" alt="{html.escape(e["what"])}">'
+        f'<img src="{html.escape(e["file"])}" alt="{html.escape(e["what"])}"{_enlarge(e)}>'
         f'<figcaption>{html.escape(e["what"])}. <b>Layer:</b> {html.escape(e["layer"])}. '
         f'<b>Settings:</b> {html.escape(e["settings"])}. <b>Time:</b> {e["seconds"]:.1f} s.</figcaption></figure>'
         for e in entries)
@@ -344,7 +350,8 @@ def run(out: str | os.PathLike, *, scale: float = 1.0, size: int = 160, seed: in
         file = f"{section.name}.png"
         image.save_png(out / file, picture)
         done["entries"][section.name] = {"name": section.name, "title": section.title, "file": file, "what": what,
-                                         "layer": layer, "settings": detail, "seconds": round(seconds, 2)}
+                                         "layer": layer, "settings": detail, "seconds": round(seconds, 2),
+                                         "width": int(picture.shape[1])}
         tmp = out / ".gallery.json.tmp"
         tmp.write_text(json.dumps(done, indent=1))
         os.replace(tmp, record)

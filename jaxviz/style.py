@@ -44,7 +44,7 @@ import optax
 from jaxviz import gram
 from jaxviz.render import progress_bar
 
-__all__ = ["transfer", "minimize", "style_loss_of", "content_loss_of", "preserve_color", "optimizer",
+__all__ = ["transfer", "gram_optimize", "minimize", "style_loss_of", "content_loss_of", "preserve_color", "optimizer",
            "Result", "DEFAULT_STEPS", "DEFAULT_CONTENT_WEIGHT", "DEFAULT_TV_WEIGHT"]
 
 DEFAULT_STEPS = 100
@@ -193,17 +193,18 @@ def transfer(key: jax.Array, model, variables, content, style, *, style_weight: 
         init: start from the ``"content"`` image or from uniform ``"noise"``.
         preserve_colors: keep the content's colours (luminance-only transfer).
     """
-    return _run(key, model, variables, check_images(content, "content"), check_images(style, "style")[:1],
+    return gram_optimize(key, model, variables, check_images(content, "content"), check_images(style, "style")[:1],
                 style_weight=style_weight, content_weight=content_weight, tv_weight=tv_weight,
                 style_scale=style_scale, scales=scales, steps=steps, optimizer_name=optimizer_name,
                 learning_rate=learning_rate, init=init, style_layers=style_layers, content_layer=content_layer,
                 layer_weights=layer_weights, preserve_colors=preserve_colors, progress=progress, desc="style")
 
 
-def _run(key, model, variables, content, style, *, size=None, batch=1, style_weight, content_weight, tv_weight,
-         style_scale, scales, steps, optimizer_name, learning_rate, init, style_layers, content_layer,
-         layer_weights, preserve_colors, progress, desc) -> Result:
-    """Shared by :func:`transfer` and :func:`jaxviz.texture.synthesize` (``content`` None: a texture)."""
+def gram_optimize(key, model, variables, content, style, *, size=None, batch=1, style_weight, content_weight,
+                  tv_weight, style_scale, scales, steps, optimizer_name, learning_rate, init, style_layers,
+                  content_layer, layer_weights, preserve_colors, progress, desc) -> Result:
+    """The engine under :func:`transfer` and :func:`jaxviz.texture.synthesize`: every argument explicit
+    (``content`` None: a texture of ``batch`` images of ``size`` (h, w)); prefer those two."""
     from jaxviz.models import check_names
 
     defaults = gram.default_layers(model)

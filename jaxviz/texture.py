@@ -47,7 +47,7 @@ def synthesize(key: jax.Array, model, variables, source, *, size: int | tuple[in
     size = source.shape[1:3] if size is None else (size, size) if isinstance(size, int) else tuple(size)
     if min(size) < 16 or batch < 1:
         raise ValueError(f"size must be at least 16 px and batch at least 1, got size {size}, batch {batch}")
-    return style_mod._run(key, model, variables, None, source, size=size, batch=batch, style_weight=1.0,
+    return style_mod.gram_optimize(key, model, variables, None, source, size=size, batch=batch, style_weight=1.0,
                           content_weight=0.0, tv_weight=tv_weight, style_scale=1.0, scales=scales, steps=steps,
                           optimizer_name=optimizer_name, learning_rate=learning_rate, init="noise",
                           style_layers=layers, content_layer=None, layer_weights=layer_weights,
