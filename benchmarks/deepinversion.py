@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import deepinversion as di  # noqa: E402
 from jaxviz import models  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import bn_statistic_terms, torch_pair  # noqa: E402
 
 SETTINGS = di.Settings(low_res_fraction=0.0)  # the reference's ImageNet weights; full resolution only
@@ -119,9 +119,7 @@ def main(argv=None):
     for dtype in args.dtype:
         out += rows(args.batch, args.size, args.steps, args.repeats, jnp.dtype(dtype))
         print(markdown(out[-1:], unit="steps/s"), flush=True)
-    print(f"\n{device_name()}\n")
-    print(markdown(out, unit="steps/s"))
-    print(f"saved {save(out, 'deepinversion')}")
+    report(out, "deepinversion", unit="steps/s")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,15 @@ def markdown(rows: list[Row], unit: str = "img/s") -> str:
     return "\n".join(lines)
 
 
+def report(rows: list[Row], suite: str, unit: str) -> Path:
+    """The end of every suite: the device, the table of all rows, the raw JSON saved."""
+    print(f"\n{device_name()}\n")
+    print(markdown(rows, unit=unit))
+    path = save(rows, suite)
+    print(f"saved {path}")
+    return path
+
+
 def save(rows: list[Row], suite: str) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{suite}-{platform.node() or 'host'}.json"

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import gram, image, models, style  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import torch_pair  # noqa: E402
 
 LAYERS = gram.default_layers(models.build("vgg19"))
@@ -128,9 +128,7 @@ def main(argv=None):
         for size in args.sizes:
             out += rows(size, args.steps, args.repeats, jnp.dtype(dtype))
             print(markdown(out[-1:], unit="steps/s"), flush=True)
-    print(f"\n{device_name()}\n")
-    print(markdown(out, unit="steps/s"))
-    print(f"saved {save(out, 'style')}")
+    report(out, "style", unit="steps/s")
 
 
 if __name__ == "__main__":

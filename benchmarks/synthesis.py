@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import dream, image, models, render  # noqa: E402
 from jaxviz import objectives as obj  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import torch_pair  # noqa: E402
 
 LAYER, CHANNEL, BLOCK = "blocks.8", 3, 8
@@ -124,9 +124,7 @@ def main(argv=None):
             steps = args.render_steps or (512 if batch == 1 else 32)
             rows.append(render_rows(model, variables, net, batch, steps, args.repeats))
             print(markdown(rows[-1:], unit="steps/s"), flush=True)
-    print(f"\n{device_name()}\n")
-    print(markdown(rows, unit="steps/s"))
-    print(f"saved {save(rows, 'synthesis')}")
+    report(rows, "synthesis", unit="steps/s")
 
 
 if __name__ == "__main__":

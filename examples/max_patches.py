@@ -10,20 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from jaxviz import image, models, patches
-
-
-def crops(per_image: int = 12, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = []
-    for name in image.SAMPLES + image.TEXTURES + image.STYLES:
-        big = image.sample(name, 320)
-        for _ in range(per_image):
-            top, left = rng.integers(0, 160, 2)
-            out.append(image.resize(big[top:top + 160, left:left + 160], 128, 128))
-    return np.stack(out)
 
 
 def main(argv=None):
@@ -34,7 +21,7 @@ def main(argv=None):
     p.add_argument("--out", default="patches.png")
     args = p.parse_args(argv)
     model, variables = models.load()
-    data = crops()
+    data = image.sample_crops(per_image=12)
     tiles, captions = [], []
     for channel in (int(c) for c in args.channels.split(",")):
         r = patches.top_patches(model, variables, data, args.layer, channel, k=args.k)

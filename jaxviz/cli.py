@@ -29,9 +29,10 @@ def _image_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     src.add_argument("--sample", help="a bundled scikit-image photo: chelsea, coffee, astronaut, rocket")
 
 
-def _out_args(p: argparse.ArgumentParser, json_help: str = "print a JSON summary") -> None:
+def _out_args(p: argparse.ArgumentParser, json_help: str = "print a JSON summary",
+              out_help: str = "PNG to write") -> None:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (same seed, same picture)")
-    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--json", action="store_true", help=json_help)
 
 
@@ -657,9 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints (default: MODEL.checkpoints); an "
                                                           "interrupted run resumes from there")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    p.add_argument("--out", required=True, help="the trained network (.npz) to write")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    _out_args(p, out_help="the trained network (.npz) to write")
     p.set_defaults(func=cmd_train_style)
 
     p = sub.add_parser("stylize", help="fast style transfer: stylize IMAGE with a trained network, one forward pass")

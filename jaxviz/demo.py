@@ -246,17 +246,11 @@ def _embedding(ctx):
 def _patches(ctx):
     from jaxviz import patches
 
-    rng = np.random.default_rng(0)
-    crops = []
-    for n in image.SAMPLES + image.TEXTURES + image.STYLES:
-        big = image.sample(n, 320)
-        for _ in range(6):
-            t, left = rng.integers(0, 320 - 160, 2)
-            crops.append(image.resize(big[t:t + 160, left:left + 160], 128, 128))
+    crops = image.sample_crops(per_image=6)
     layer = "blocks.4"
     tiles, captions = [], []
     for channel in (3, 17, 30):
-        p = patches.top_patches(ctx.model, ctx.variables, np.stack(crops), layer, channel, k=6)
+        p = patches.top_patches(ctx.model, ctx.variables, crops, layer, channel, k=6)
         tiles += [image.resize(x, 48, 48) for x in p.patches]
         captions += [f"ch {channel}"] + [""] * 5
     return image.grid(tiles, captions, cols=6, label_height=11), \

@@ -44,7 +44,7 @@ import optax
 from jaxviz import gram
 from jaxviz import image as image_mod
 from jaxviz.render import progress_bar
-from jaxviz.style import check_images
+from jaxviz.style import check_images, style_shape
 
 __all__ = ["TransformNet", "Stylizer", "train", "stylize", "save", "load", "builtin_images", "perceptual_loss",
            "DEFAULT_STEPS", "DEFAULT_SIZE"]
@@ -199,8 +199,7 @@ def train(key: jax.Array, model, variables, style, images, *, steps: int = DEFAU
     style_layers = check_names(style_layers or defaults.style, model.layers)
     content_layer = check_names(content_layer or defaults.content, model.layers)[0]
     style = check_images(style, "style")[:1]
-    short = style_scale * size
-    sh, sw = (max(16, round(short * d / min(style.shape[1:3]))) for d in style.shape[1:3])
+    sh, sw = (max(16, round(d)) for d in style_shape(style, style_scale * size))
     targets = gram.style_targets(model, variables, jax.image.resize(style, (1, sh, sw, 3), "linear"), style_layers)
     layer_weights = {n: 1.0 for n in style_layers}
     weights = {"style_weight": jnp.float32(defaults.style_weight if style_weight is None else style_weight),

@@ -45,11 +45,10 @@ class Folder:
     def __init__(self, root: str | os.PathLike, size: int):
         self.root, self.size = Path(root), size
         self.paths = image_mod.list_images(root)
-        self.classes = sorted({p.relative_to(self.root).parts[0] for p in self.paths
-                               if len(p.relative_to(self.root).parts) > 1})
+        folders = [p.relative_to(self.root).parts[0] if p.parent != self.root else None for p in self.paths]
+        self.classes = sorted({f for f in folders if f is not None})
         index = {c: i for i, c in enumerate(self.classes)}
-        self.labels = np.array([index.get(p.relative_to(self.root).parts[0], -1) if len(
-            p.relative_to(self.root).parts) > 1 else -1 for p in self.paths], np.int32)
+        self.labels = np.array([index.get(f, -1) for f in folders], np.int32)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -147,6 +146,17 @@ def _batch_features(variables, images, *, model, layer, pool):
     return a.reshape(images.shape[0], -1).astype(jnp.float32)
 
 
+def _compute(model, variables, source, layer, pool, items: range, batch: int, bar):
+    """Features and labels of ``source[i]`` for ``i`` in ``items``, ``batch`` at a time."""
+    fs, ys = [], []
+    for b in range(items.start, items.stop, batch):
+        images, labels = load_batch(source, range(b, min(b + batch, items.stop)))
+        fs.append(np.asarray(_batch_features(variables, jnp.asarray(images), model=model, layer=layer, pool=pool)))
+        ys.append(labels)
+        bar.update(len(labels))
+    return np.concatenate(fs), np.concatenate(ys)
+
+
 def extract(model, variables, source, layer: str, *, batch: int = 64, shard: int = 1024,
             cache_dir: str | os.PathLike | None = None, pool: bool = True,
             progress: bool | None = None) -> Features:
@@ -176,24 +186,14 @@ def extract(model, variables, source, layer: str, *, batch: int = 64, shard: int
             if path is not None and path.is_file():
                 with np.load(path, allow_pickle=False) as z:
                     f, y = z["features"], z["labels"]
+                bar.update(stop - start)
             else:
-                fs, ys = [], []
-                for b in range(start, stop, batch):
-                    images, labels = load_batch(source, range(b, min(b + batch, stop)))
-                    fs.append(np.asarray(_batch_features(variables, jnp.asarray(images), model=model, layer=layer,
-                                                         pool=pool)))
-                    ys.append(labels)
-                    bar.update(len(labels))
-                f, y = np.concatenate(fs), np.concatenate(ys)
+                f, y = _compute(model, variables, source, layer, pool, range(start, stop), batch, bar)
                 if path is not None:
                     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
                     with open(tmp, "wb") as fh:
                         np.savez(fh, features=f, labels=y)
                     os.replace(tmp, path)
-                parts_f.append(f)
-                parts_y.append(y)
-                continue
             parts_f.append(f)
             parts_y.append(y)
-            bar.update(stop - start)
     return Features(np.concatenate(parts_f), np.concatenate(parts_y))

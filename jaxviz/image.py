@@ -98,6 +98,19 @@ def sample(name: str, size: int | None = None) -> np.ndarray:
     return prepare(arr, size) if size else arr
 
 
+def sample_crops(per_image: int = 6, size: int = 128, seed: int = 0) -> np.ndarray:
+    """Random 160 px crops of every bundled picture (photos, textures, styles) from 320 px versions, resized
+    to ``size``: (9 * per_image, size, size, 3), a small data set for data-set tools without a download."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for name in SAMPLES + TEXTURES + STYLES:
+        big = sample(name, 320)
+        for _ in range(per_image):
+            top, left = rng.integers(0, 160, 2)
+            crops.append(resize(big[top:top + 160, left:left + 160], size, size))
+    return np.stack(crops)
+
+
 def to_pil(image: np.ndarray) -> Image.Image:
     """(H, W, 3) or (H, W) in [0, 1] -> 8-bit PIL image (values are clipped)."""
     arr = np.asarray(image, np.float32)

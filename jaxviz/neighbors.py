@@ -76,20 +76,12 @@ def label_agreement(indices, query_labels, database_labels) -> float:
     return float(np.mean(np.asarray(database_labels)[indices] == np.asarray(query_labels)[:, None]))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layer"))
-def _features(variables, images, *, model, layer):
-    _, acts = model.apply(variables, images, capture=(layer,))
-    return acts[layer].reshape(images.shape[0], -1)
-
-
 def features(model, variables, images, layer: str, batch: int = 256) -> np.ndarray:
-    """(N, D) activations of ``layer`` for (N, H, W, 3) images, in jitted batches."""
-    from jaxviz.models import check_names
+    """(N, D) activations of ``layer`` for (N, H, W, 3) images: :func:`jaxviz.features.extract`, unpooled."""
+    from jaxviz import features as data_features
 
-    check_names(layer, model.layers)
-    images = np.asarray(images, np.float32)
-    return np.concatenate([np.asarray(_features(variables, jnp.asarray(images[i:i + batch]), model=model,
-                                                layer=layer)) for i in range(0, len(images), batch)])
+    return data_features.extract(model, variables, data_features.Arrays(images), layer, batch=batch,
+                                 shard=max(batch, len(images)), pool=False, progress=False).features
 
 
 def digits_experiment(key: jax.Array, k: int = 5, shift: int = DIGITS_SHIFT, teacher_steps: int | None = None):

@@ -168,6 +168,11 @@ def check_images(images, what: str) -> jax.Array:
     return images
 
 
+def style_shape(style: jax.Array, short: float) -> tuple[float, float]:
+    """(h, w) of ``style`` ((B, H, W, 3)) resized to a short side of ``short``, its aspect ratio kept."""
+    return tuple(short * d / min(style.shape[1:3]) for d in style.shape[1:3])
+
+
 def _scaled(n: int, f: float) -> int:
     return max(16, round(n * f))
 
@@ -219,8 +224,7 @@ def gram_optimize(key, model, variables, content, style, *, size=None, batch=1, 
     if init not in ("content", "noise") or (init == "content" and content is None):
         raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
     # The style's own aspect ratio; its short side style_scale times the content's (a texture: its own size).
-    short = style_scale * min(h, w) if content is not None else min(style.shape[1:3])
-    style_h, style_w = (short * d / min(style.shape[1:3]) for d in style.shape[1:3])
+    style_h, style_w = style_shape(style, style_scale * min(h, w) if content is not None else min(style.shape[1:3]))
     layer_weights = {n: 1.0 for n in style_layers} if layer_weights is None else \
         {n: float(layer_weights[n]) for n in style_layers}
     opt = optimizer(optimizer_name, learning_rate)
