@@ -86,6 +86,32 @@ def time_jax(jitted, args: tuple, repeats: int) -> Timing:
     return timing
 
 
+def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int,
+                         tracing: dict[str, Callable] | None = None) -> dict[str, Timing]:
+    """Compiles each ``jitted`` of ``{name: (jitted, args)}`` (timed apart), then times them in turns:
+    round r runs every program once, so a machine that slows down mid-run slows all of them alike.
+    ``tracing[name]()`` is a context manager to trace that program in."""
+    import contextlib
+
+    import jax
+
+    compiled, timings = {}, {}
+    for name, (jitted, args) in programs.items():
+        t0 = time.perf_counter()
+        with (tracing or {}).get(name, contextlib.nullcontext)():
+            compiled[name] = jitted.lower(*args).compile()
+        timings[name] = Timing(time.perf_counter() - t0, 0.0)
+        jax.block_until_ready(compiled[name](*args))  # warm-up
+    for _ in range(repeats):
+        for name, (_, args) in programs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled[name](*args))
+            timings[name].runs.append(time.perf_counter() - t0)
+    for t in timings.values():
+        t.median_s = statistics.median(t.runs)
+    return timings
+
+
 def device_name() -> str:
     import jax
 

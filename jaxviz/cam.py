@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxviz.models import check_names
 from jaxviz.targets import Target, score_and_acts
 
-__all__ = ["cam", "grad_cam", "resize", "normalize"]
+__all__ = ["cam", "grad_cam", "layer_gradient", "resize", "normalize"]
 
 
 def resize(maps: jax.Array, height: int, width: int) -> jax.Array:
@@ -42,6 +42,20 @@ def _spatial_layer(model, layer: str | None) -> str:
     return check_names(layer, model.layers)[0]
 
 
+def layer_gradient(model, variables, images: jax.Array, target: Target, layer: str,
+                   what: str = "grad_cam") -> tuple[jax.Array, jax.Array]:
+    """(gradient of the scores w.r.t. a spatial layer, the layer's activation), both (B, h, w, C)."""
+    probe = jax.eval_shape(lambda x: model.apply(variables, x, capture=[layer])[1][layer], images)
+    if len(probe.shape) != 4:
+        raise ValueError(f"{what} needs a spatial layer; {layer!r} has shape {probe.shape}")
+
+    def total(delta):
+        scores, acts = score_and_acts(model, variables, images, target, capture=(layer,), perturb={layer: delta})
+        return jnp.sum(scores), acts[layer]
+
+    return jax.grad(total, has_aux=True)(jnp.zeros(probe.shape, probe.dtype))
+
+
 def grad_cam(model, variables, images: jax.Array, target: Target, *, layer: str | None = None,
              upsample: bool = True) -> jax.Array:
     """Grad-CAM: ReLU of the activation maps weighted by their mean gradient.
@@ -53,16 +67,7 @@ def grad_cam(model, variables, images: jax.Array, target: Target, *, layer: str 
     Returns:
         (B, H, W) maps, >= 0, not normalized.
     """
-    layer = _spatial_layer(model, layer)
-    probe = jax.eval_shape(lambda x: model.apply(variables, x, capture=[layer])[1][layer], images)
-    if len(probe.shape) != 4:
-        raise ValueError(f"grad_cam needs a spatial layer; {layer!r} has shape {probe.shape}")
-
-    def total(delta):
-        scores, acts = score_and_acts(model, variables, images, target, capture=(layer,), perturb={layer: delta})
-        return jnp.sum(scores), acts[layer]
-
-    grads, acts = jax.grad(total, has_aux=True)(jnp.zeros(probe.shape, probe.dtype))
+    grads, acts = layer_gradient(model, variables, images, target, _spatial_layer(model, layer))
     weights = jnp.mean(grads, axis=(1, 2), keepdims=True)
     maps = jax.nn.relu(jnp.sum(weights * acts, axis=-1))
     return resize(maps, images.shape[1], images.shape[2]) if upsample else maps
@@ -72,7 +77,11 @@ def cam(model, variables, images: jax.Array, target, *, upsample: bool = True) -
     """CAM for networks that globally average-pool into their classifier.
 
     ``sum_k w[k, target] * A_k`` over the channels of ``model.cam_layer``,
-    upsampled; not ReLU'd (negative evidence is kept), not normalized.
+    upsampled; not ReLU'd (negative evidence is kept), not normalized. The
+    classifier weights are read off the gradient: where ``cam_layer`` reaches the
+    logits through a global average pool and one linear layer (CAM's setting),
+    ``d logit / d A_k(y, x) = w[k, target] / (h w)``, so no parameter path is needed
+    and any adapted model works.
 
     Args:
         target: an int or one int per image (a class, since CAM reads the
@@ -83,10 +92,7 @@ def cam(model, variables, images: jax.Array, target, *, upsample: bool = True) -
         raise ValueError(f"CAM needs a global-average-pooled network; {model.name} has no cam_layer")
     if callable(target):
         raise TypeError("cam explains a class: pass an int or one int per image")
-    _, acts = model.apply(variables, images, capture=[model.cam_layer])
-    feats = acts[model.cam_layer]
-    kernel = variables["params"][model.classifier]["kernel"]  # (C, classes)
-    t = jnp.broadcast_to(jnp.asarray(target), (images.shape[0],))
-    weights = jnp.take(kernel, t, axis=1).T  # (B, C)
-    maps = jnp.einsum("bhwc,bc->bhw", feats, weights)
+    grads, feats = layer_gradient(model, variables, images, target, model.cam_layer, "cam")
+    h, w = feats.shape[1:3]
+    maps = jnp.sum(grads * feats, axis=-1) * (h * w)
     return resize(maps, images.shape[1], images.shape[2]) if upsample else maps

@@ -41,7 +41,7 @@ import optax
 
 from jaxviz.render import progress_bar
 
-__all__ = ["Settings", "bn_statistics_loss", "running_stats", "deepinversion", "js_divergence", "learning_rate",
+__all__ = ["Settings", "bn_statistics_loss", "deepinversion", "js_divergence", "learning_rate",
            "image_priors", "Result"]
 
 
@@ -76,17 +76,6 @@ class Settings:
     low_res_fraction: float = 2 / 3
 
 
-def running_stats(variables, name: str):
-    """(running mean, running var) of the BatchNorm at dotted path ``name`` (as :func:`bn_inputs` names it)."""
-    node, rest = variables["batch_stats"], name
-    while rest:
-        key = max((k for k in node if rest == k or rest.startswith(k + ".")), key=len, default=None)
-        if key is None:
-            raise KeyError(f"no batch statistics for BatchNorm {name!r}")
-        node, rest = node[key], rest[len(key) + 1:]
-    return node["mean"], node["var"]
-
-
 def bn_statistics_loss(model, variables, images: jax.Array, first_bn_weight: float = 1.0):
     """The BN-statistic loss of a batch, and the logits.
 
@@ -101,9 +90,10 @@ def bn_statistics_loss(model, variables, images: jax.Array, first_bn_weight: flo
     from jaxviz.models import bn_inputs
 
     logits, inputs = bn_inputs(model, variables, images)
+    stats = model.batch_norm_stats(variables)
     total = 0.0
     for i, (name, x) in enumerate(inputs.items()):
-        mean, var = running_stats(variables, name)
+        mean, var = stats[name]
         axes = tuple(range(x.ndim - 1))
         mu = jnp.mean(x, axis=axes)
         v = jnp.mean(jnp.square(x - mu), axis=axes)
@@ -212,8 +202,7 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
     Returns:
         A :class:`Result` with images (B, H, W, 3) in [0, 1].
     """
-    if "batch_stats" not in variables:
-        raise ValueError(f"{model.name} has no BatchNorm statistics to invert")
+    model.batch_norm_stats(variables)  # raises a clear error for a network without BatchNorm
     targets = jnp.asarray(targets, jnp.int32).reshape(-1)
     if targets.size == 0 or int(targets.min()) < 0 or int(targets.max()) >= model.num_classes:
         raise ValueError(f"targets must be class indices in [0, {model.num_classes})")
@@ -222,7 +211,8 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
     size = size or model.input_size
     b = targets.shape[0]
     k_init, k_loop = jax.random.split(key)
-    dtype = jax.tree.leaves(variables["params"])[0].dtype  # bfloat16 weights: bfloat16 images and steps
+    dtype = next((x.dtype for x in jax.tree.leaves(variables) if jnp.issubdtype(x.dtype, jnp.floating)),
+                 jnp.float32)  # bfloat16 weights: bfloat16 images and steps
     params = jnp.clip(0.5 + 0.2 * jax.random.normal(k_init, (b, size, size, 3), dtype), 0.0, 1.0)
     if mesh is not None:
         if len(mesh.axis_names) != 1 or b % mesh.size:

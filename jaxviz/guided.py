@@ -1,9 +1,11 @@
 """Guided backpropagation and deconvnet as ``custom_vjp`` activations.
 
 Both keep the forward pass and change how the gradient crosses each
-nonlinearity. They are injected through the model's ``act`` field
-(:meth:`~jaxviz.models.Model.with_act`): no hooks, weights untouched, any batch
-size, and they compose with ``jit``, ``vmap`` and :func:`~jaxviz.attribution.smoothgrad`.
+ReLU-like operation. :meth:`~jaxviz.models.Model.rewrite_relus` puts them in
+place of every ``relu``, ``relu6``, ``maximum(x, 0)`` or ``clip(x, 0, c)`` the
+traced forward pass contains, on jaxviz's ports and on adapted models alike: no
+hooks, the model and its weights untouched, any batch size, and they compose
+with ``jit``, ``vmap`` and :func:`~jaxviz.attribution.smoothgrad`.
 
 For an activation ``act`` with local derivative ``act'(x)`` and incoming
 gradient ``g``:
@@ -36,9 +38,7 @@ __all__ = ["guided", "deconv", "guided_backprop", "deconvnet"]
 Act = Callable[[jax.Array], jax.Array]
 
 
-@functools.cache
-def guided(act: Act) -> Act:
-    """``act`` whose backward pass lets only positive gradients through (and only where act' > 0)."""
+def _guided(act: Act) -> Act:
 
     @jax.custom_vjp
     def f(x):
@@ -52,13 +52,10 @@ def guided(act: Act) -> Act:
         return vjp(jnp.maximum(g, 0))
 
     f.defvjp(fwd, bwd)
-    f.base = act
     return f
 
 
-@functools.cache
-def deconv(act: Act) -> Act:
-    """``act`` whose backward pass is a ReLU of the incoming gradient, whatever the input was."""
+def _deconv(act: Act) -> Act:
 
     @jax.custom_vjp
     def f(x):
@@ -71,19 +68,20 @@ def deconv(act: Act) -> Act:
         return (jnp.maximum(g, 0),)
 
     f.defvjp(fwd, bwd)
-    f.base = act
     return f
 
 
-def _base(act: Act) -> Act:
-    return getattr(act, "base", act)
+#: ``act`` whose backward pass lets only positive gradients through (and only where act' > 0).
+guided = functools.cache(_guided)
+#: ``act`` whose backward pass is a ReLU of the incoming gradient, whatever the input was.
+deconv = functools.cache(_deconv)
 
 
 def guided_backprop(model, variables, images: jax.Array, target: Target) -> jax.Array:
     """Guided backpropagation maps, (B, H, W, 3)."""
-    return saliency(model.with_act(guided(_base(model.act))), variables, images, target)
+    return saliency(model.rewrite_relus(_guided), variables, images, target)
 
 
 def deconvnet(model, variables, images: jax.Array, target: Target) -> jax.Array:
     """Deconvnet maps (Zeiler & Fergus's backward pass), (B, H, W, 3)."""
-    return saliency(model.with_act(deconv(_base(model.act))), variables, images, target)
+    return saliency(model.rewrite_relus(_deconv), variables, images, target)

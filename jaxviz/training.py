@@ -32,7 +32,7 @@ def shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
 
 def _loss(params, batch_stats, x, targets, *, model, temperature):
     logits, updates = model.module.apply({"params": params, "batch_stats": batch_stats}, model.preprocessing(x),
-                                         None, True, mutable=["batch_stats"])
+                                         train=True, mutable=["batch_stats"])
     log_p = jax.nn.log_softmax(logits / temperature)
     return -jnp.mean(jnp.sum(targets * log_p, axis=-1)) * temperature ** 2, updates["batch_stats"]
 

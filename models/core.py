@@ -1,16 +1,25 @@
-"""The model contract shared by every port.
+"""The one model protocol every technique uses, for jaxviz's ports and any other JAX network.
 
-A :class:`Model` is a frozen, hashable record: a Flax module plus what a user
-needs to feed it (native input size, preprocessing) and to look inside it
-(layer names in forward order). Being hashable, it can be a static argument of
-``jax.jit``; swapping its activation (:meth:`Model.with_act`) gives a new record
-over the same weights.
+A :class:`Model` is a frozen, hashable record (so it can be a static argument of ``jax.jit``): a *forward*
+function ``forward(variables, x) -> logits`` on preprocessed images, plus what a user needs to feed it (native
+input size, preprocessing) and to look inside it (layer names in forward order). The network is never edited and
+there are no hooks: :meth:`Model.apply` runs ``forward`` directly, or, when activations are captured or perturbed
+or the ReLU-like operations are rewritten, through :mod:`jaxviz.models.interpret`, which reads the layers from
+the module paths JAX records while tracing (Flax linen, Haiku, ``jax.named_scope``; the NNX and Equinox adapters
+push theirs). Under ``jit`` the compiled program is the direct one.
 
-Every port's Flax module follows two rules:
+Contract (what every technique relies on), :class:`ModelLike`:
 
-* ``__call__(x, taps=None)`` takes *preprocessed* NHWC images, returns logits,
-  and passes every named activation through ``taps(name, x)`` (:class:`Taps`);
-* every nonlinearity goes through its ``act`` field.
+========================  ==========================================================================
+``apply(v, x)``           logits (B, num_classes) for images (B, H, W, 3) float RGB in [0, 1]
+``apply(v, x, capture)``  ``(logits, {layer: activation})``; spatial activations NHWC
+``apply(v, x, perturb)``  adds ``{layer: delta}`` on the way (its gradient at 0 is the layer gradient)
+``layers``                every layer name in forward order (module paths joined by ``.``)
+``with_act(f)``           the same network with ``f`` in place of every ReLU-like operation
+``rewrite_relus(rule)``   the same with ``rule(act)`` in place of each (guided backprop, deconvnet)
+``batch_norm_stats(v)``   ``{bn layer: (running mean, running var)}`` (DeepInversion)
+``input_size``            native square resolution; ``num_classes``; ``preprocessing``; ``cam_layer``
+========================  ==========================================================================
 
 Example:
     >>> model, variables = jaxviz.models.load("efficientnet_lite0")  # doctest: +SKIP
@@ -22,23 +31,29 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Model", "Preprocessing", "Taps", "IMAGENET_MEAN", "IMAGENET_STD", "check_names", "bn_inputs"]
+from . import interpret
+
+__all__ = ["Model", "ModelLike", "Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD", "check_names", "bn_inputs",
+           "Replace"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Act = Callable[[jax.Array], jax.Array]
+Rule = Callable[[Act], Act]
 
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
     """Maps images in [0, 1] RGB to what a network was trained on.
 
-    ``((x * scale)[..., ::-1 if bgr] - mean) / std``, per channel.
+    ``((x * scale)[..., ::-1 if bgr] - mean) / std``, per channel. ``Preprocessing.identity()`` passes [0, 1]
+    images through unchanged.
     """
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -46,36 +61,15 @@ class Preprocessing:
     scale: float = 1.0
     bgr: bool = False
 
+    @classmethod
+    def identity(cls) -> Preprocessing:
+        return cls((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
     def __call__(self, images: jax.Array) -> jax.Array:
         x = images * self.scale
         if self.bgr:
             x = x[..., ::-1]
         return (x - jnp.asarray(self.mean, x.dtype)) / jnp.asarray(self.std, x.dtype)
-
-
-class Taps:
-    """The named points of a forward pass: records and (optionally) perturbs activations.
-
-    ``x = taps("layer1", x)`` adds ``perturb["layer1"]`` to ``x`` if given (a zero
-    perturbation's gradient is the gradient w.r.t. that activation, as Grad-CAM
-    needs), records the result if ``"layer1"`` was requested, and returns it.
-    Unrequested layers cost nothing.
-    """
-
-    def __init__(self, wanted: Iterable[str] = (), perturb: dict[str, jax.Array] | None = None):
-        self.wanted = frozenset(wanted)
-        self.perturb = perturb or {}
-        self.out: dict[str, jax.Array] = {}
-
-    def __call__(self, name: str, x: jax.Array) -> jax.Array:
-        if name in self.perturb:
-            delta = self.perturb[name]
-            if delta.shape != x.shape:
-                raise ValueError(f"perturbation of {name!r} has shape {delta.shape}, the activation {x.shape}")
-            x = x + delta
-        if name in self.wanted:
-            self.out[name] = x
-        return x
 
 
 def check_names(names: Iterable[str], valid: tuple[str, ...], what: str = "layer") -> tuple[str, ...]:
@@ -89,84 +83,190 @@ def check_names(names: Iterable[str], valid: tuple[str, ...], what: str = "layer
     return names
 
 
+@runtime_checkable
+class ModelLike(Protocol):
+    """The duck-typed surface every jaxviz technique uses (see the module docstring's table)."""
+
+    name: str
+    input_size: int
+    num_classes: int
+    layers: tuple[str, ...]
+    cam_layer: str | None
+    labels: str
+
+    def apply(self, variables, images, capture=None, perturb=None): ...
+
+    def with_act(self, act: Act) -> ModelLike: ...
+
+    def rewrite_relus(self, rule: Rule) -> ModelLike: ...
+
+    def batch_norm_stats(self, variables) -> dict[str, tuple[jax.Array, jax.Array]]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Replace:
+    """The ReLU rule that puts ``act`` in place of every ReLU-like operation."""
+
+    act: Act
+
+    def __call__(self, base: Act) -> Act:
+        return self.act
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compose:
+    outer: Rule
+    inner: Rule
+
+    def __call__(self, base: Act) -> Act:
+        return self.outer(self.inner(base))
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A pretrained CNN under jaxviz's contract.
+    """A CNN under jaxviz's protocol.
 
     Attributes:
-        name: registry name, e.g. ``"resnet50"``.
-        module: the Flax module (see the module docstring for its protocol).
+        name: registry or user-given name, e.g. ``"resnet50"``.
+        forward: ``forward(variables, x) -> logits`` on preprocessed images (NCHW if ``channels_first``);
+            hashable (it keys compiled programs and traces).
         input_size: native square resolution in pixels.
         num_classes: number of logits.
         preprocessing: applied inside :meth:`apply` to images in [0, 1].
         layers: names of every reachable activation, in forward order.
         labels: which label set the logits index (``"imagenet"``).
-        cam_layer: the last spatial layer, whose global average feeds the
-            classifier (what CAM weights); None if there is none.
-        classifier: the parameter path of the final dense layer.
+        cam_layer: the last spatial layer, whose global average feeds the classifier; None if there is none.
+        aliases: ``(name, path)`` pairs: layer names that stand for discovered paths.
+        channels_first: the network computes in NCHW; images and activations are NHWC at the boundary.
+        naming: how the traced scopes become layer names (:class:`~jaxviz.models.interpret.Naming`).
+        statistics: ``statistics(variables) -> {bn layer: (mean, var)}``; None if the network has no BatchNorm.
+        relu_rule: ``rule(act) -> act'`` applied to every ReLU-like operation; None runs the network as is.
     """
 
     name: str
-    module: nn.Module
+    forward: Callable
     input_size: int
     num_classes: int
     preprocessing: Preprocessing
     layers: tuple[str, ...]
     labels: str = "imagenet"
     cam_layer: str | None = None
-    classifier: str = "fc"
+    aliases: tuple[tuple[str, str], ...] = ()
+    channels_first: bool = False
+    naming: interpret.Naming = interpret.Naming()
+    statistics: Callable | None = None
+    relu_rule: Rule | None = None
+
+    # ------------------------------------------------------------------------------------ rewriting
 
     @property
-    def act(self) -> Callable[[jax.Array], jax.Array]:
-        """The activation every nonlinearity of the network goes through."""
-        return self.module.act
+    def module(self):
+        """The Flax linen module behind ``forward`` (ports and :func:`from_linen`), else None."""
+        return getattr(self.forward, "module", None)
 
-    def with_act(self, act: Callable[[jax.Array], jax.Array]) -> Model:
-        """Returns the same network with ``act`` in place of every activation.
+    @property
+    def act(self) -> Act | None:
+        """The function :meth:`with_act` put in place of the ReLUs, else None (the network's own)."""
+        return self.relu_rule.act if isinstance(self.relu_rule, Replace) else None
 
-        Guided backprop and deconvnet pass ``custom_vjp`` activations here; the
-        weights (``variables``) are unchanged and still apply.
+    def with_act(self, act: Act) -> Model:
+        """The same network with ``act`` in place of every ReLU-like operation (weights unchanged)."""
+        return dataclasses.replace(self, relu_rule=Replace(act))
+
+    def rewrite_relus(self, rule: Rule) -> Model:
+        """The same network with ``rule(act)`` in place of every ReLU-like operation ``act``.
+
+        Guided backprop and deconvnet pass ``custom_vjp`` rules here; an earlier rule is applied first.
         """
-        return dataclasses.replace(self, module=self.module.clone(act=act))
+        return dataclasses.replace(self, relu_rule=rule if self.relu_rule is None else _Compose(rule, self.relu_rule))
+
+    # ------------------------------------------------------------------------------------ running
 
     def init(self, key: jax.Array, size: int = 64) -> dict[str, Any]:
-        """Random variables (He-normal convs, BN mean 0 / var 1).
-
-        Parameter shapes do not depend on the input size, so a small ``size``
-        keeps initialization fast.
-        """
+        """Random variables of a linen network (parameter shapes do not depend on ``size``)."""
+        if self.module is None:
+            raise ValueError(f"{self.name}: init() is for Flax linen networks; build the variables with your "
+                             "framework and pass them to the adapter")
         return _jitted_init(self.module)(key, jnp.zeros((1, size, size, 3), jnp.float32))
+
+    def trace(self, variables, images) -> interpret.Graph:
+        """The traced forward pass for images of this shape (cached): its layers, shapes and ReLU sites.
+
+        ``variables`` and ``images`` may be arrays or ``jax.ShapeDtypeStruct`` (nothing is computed).
+        """
+        if isinstance(images, jax.ShapeDtypeStruct):
+            b, h, w, c = images.shape
+            x = jax.ShapeDtypeStruct((b, c, h, w) if self.channels_first else (b, h, w, c), images.dtype)
+        else:
+            x = self._inner(self.preprocessing(images))
+        return self._graph(variables, x)
 
     def apply(self, variables, images: jax.Array, capture: Iterable[str] | str | None = None,
               perturb: dict[str, jax.Array] | None = None):
         """Runs the network on ``images``.
 
         Args:
-            variables: the model's variables (``params`` and ``batch_stats``).
+            variables: the model's variables.
             images: (B, H, W, 3) float RGB in [0, 1].
             capture: layer names whose activations to return as well.
-            perturb: ``{layer: delta}`` added to those activations on the way
-                (same shapes); differentiate at zero for gradients w.r.t. layers.
+            perturb: ``{layer: delta}`` added to those activations on the way (same shapes); differentiate at
+                zero for gradients w.r.t. layers.
 
         Returns:
-            Logits (B, num_classes) when ``capture`` is None; otherwise
-            ``(logits, {name: activation})``. Spatial activations are NHWC;
-            ``avgpool`` is (B, C).
+            Logits (B, num_classes) when ``capture`` is None; otherwise ``(logits, {name: activation})``.
+            Spatial activations are NHWC; pooled ones (B, C).
         """
         _check_images(images)
         wanted = check_names(capture, self.layers) if capture is not None else ()
         if perturb:
             check_names(tuple(perturb), self.layers)
-        taps = Taps(wanted, perturb)
-        logits = self.module.apply(variables, self.preprocessing(images), taps)
-        return logits if capture is None else (logits, taps.out)
+        x = self._inner(self.preprocessing(images))
+        if not wanted and not perturb and self.relu_rule is None:
+            logits = self.forward(variables, x)
+            return logits if capture is None else (logits, {})
+        graph = self._graph(variables, x)
+        where = {name: self._value(graph, name) for name in (*wanted, *(perturb or {}))}
+        deltas: dict = {}
+        for name, delta in (perturb or {}).items():
+            d = self._inner(jnp.asarray(delta))
+            deltas[where[name]] = deltas[where[name]] + d if where[name] in deltas else d
+        logits, seen = interpret.run(graph, (variables, x), capture=[where[n] for n in wanted], perturb=deltas,
+                                     rule=self.relu_rule)
+        return logits if capture is None else (logits, {n: self._outer(seen[where[n]]) for n in wanted})
 
     def __call__(self, variables, images, capture=None, perturb=None):
         return self.apply(variables, images, capture, perturb)
 
+    def batch_norm_stats(self, variables) -> dict[str, tuple[jax.Array, jax.Array]]:
+        """``{bn layer: (running mean, running var)}``, each (C,)."""
+        stats = self.statistics(variables) if self.statistics is not None else {}
+        if not stats:
+            raise ValueError(f"{self.name} has no BatchNorm layers with running statistics; DeepInversion and "
+                             "the BN-statistic loss need a network with BatchNorm")
+        return stats
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _graph(self, variables, x) -> interpret.Graph:
+        """The forward pass traced on preprocessed ``x`` (or its shape), in the network's layout."""
+        return interpret.trace(self.forward, (variables, x), naming=self.naming)
+
+    def _value(self, graph: interpret.Graph, name: str):
+        path = dict(self.aliases).get(name, name)
+        if path not in graph.layers:
+            raise ValueError(f"{self.name}: layer {name!r} ({path!r}) is not in the traced forward pass; "
+                             f"found: {', '.join(graph.layers)}")
+        return graph.layers[path]
+
+    def _inner(self, x):
+        return jnp.moveaxis(x, -1, 1) if self.channels_first and x.ndim == 4 else x
+
+    def _outer(self, x):
+        return jnp.moveaxis(x, 1, -1) if self.channels_first and x.ndim == 4 else x
+
 
 @functools.cache
-def _jitted_init(module: nn.Module):
+def _jitted_init(module):
     """One compiled initializer per network: a new key does not recompile."""
     return jax.jit(module.init)
 
@@ -181,23 +281,22 @@ def _check_images(images) -> None:
 
 
 def bn_inputs(model: Model, variables, images: jax.Array):
-    """Runs the network and returns what every BatchNorm layer saw.
-
-    The model is not edited: the BatchNorm calls are intercepted with
-    ``flax.linen.intercept_methods``. DeepInversion matches the statistics of
-    these inputs to each layer's running statistics.
+    """Runs the network and returns what every BatchNorm layer saw, without editing the model.
 
     Returns:
-        ``(logits, {bn_name: input})`` with BN names as dotted module paths in
-        call order (e.g. ``"layer1.0.bn1"``) and inputs NHWC.
+        ``(logits, {bn_name: input})`` in forward order, names as :meth:`Model.batch_norm_stats` gives them
+        (dotted module paths, e.g. ``"layer1.0.bn1"``), inputs NHWC.
     """
-    seen: dict[str, jax.Array] = {}
-
-    def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, nn.BatchNorm) and context.method_name == "__call__":
-            seen[".".join(context.module.path)] = args[0]
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(record):
-        logits = model.apply(variables, images)
-    return logits, seen
+    stats = model.batch_norm_stats(variables)
+    _check_images(images)
+    x = model._inner(model.preprocessing(images))
+    graph = model._graph(variables, x)
+    missing = [name for name in stats if name not in graph.scope_inputs]
+    if missing:
+        raise ValueError(f"{model.name}: BatchNorm {missing[0]!r} was not found in the forward pass (layers: "
+                         f"{', '.join(graph.layers)})")
+    order = {name: i for i, name in enumerate(graph.layers)}
+    names = sorted(stats, key=lambda n: order.get(n, len(order)))
+    logits, seen = interpret.run(graph, (variables, x), capture=[graph.scope_inputs[n] for n in names],
+                                 rule=model.relu_rule)
+    return logits, {n: model._outer(seen[graph.scope_inputs[n]]) for n in names}

@@ -3,7 +3,7 @@
 It serves the experiments that need a network trained end to end on a data set
 small enough for a CPU: data-free distillation (DeepInversion inverts its
 BatchNorm statistics) and feature-space nearest neighbours. It follows the model
-contract (RGB in [0, 1], named taps, one ``act``); the first thing it does is
+protocol (RGB in [0, 1], named layers); the first thing it does is
 average the three channels, since the digits are grey.
 
 ``train=True`` uses batch statistics and updates ``batch_stats`` (pass
@@ -12,13 +12,12 @@ average the three channels, since the digits are grey.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .core import Model, Preprocessing, Taps
+from .adapters import linen_port
+from .core import Model, Preprocessing
 from .layers import global_avg_pool, max_pool
 
 #: the digits' side after upsampling.
@@ -31,23 +30,23 @@ class DigitsCNN(nn.Module):
 
     widths: tuple[int, int, int] = (16, 32, 64)
     num_classes: int = 10
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None, train: bool = False):
-        tap = taps if taps is not None else Taps()
+    def __call__(self, x, train: bool = False):
         x = jnp.mean(x, axis=-1, keepdims=True)
         for i, width in enumerate(self.widths, start=1):
             x = nn.Conv(width, (3, 3), padding=1, use_bias=False, name=f"conv{i}")(x)
-            x = tap(f"conv{i}", nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x))
-            x = tap(f"relu{i}", self.act(x))
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x)
+            with jax.named_scope(f"relu{i}"):
+                x = nn.relu(x)
             if i < len(self.widths):
                 x = max_pool(x, 2, 2)
-        x = tap("avgpool", global_avg_pool(x))
-        return tap("fc", nn.Dense(self.num_classes, name="fc")(x))
+        with jax.named_scope("avgpool"):
+            x = global_avg_pool(x)
+        return nn.Dense(self.num_classes, name="fc")(x)
 
 
 def build(widths: tuple[int, int, int] = (16, 32, 64)) -> Model:
     """The digits CNN's :class:`Model` record (``labels="digits"``: class ``k`` is the digit ``k``)."""
-    return Model("digits_cnn", DigitsCNN(widths), INPUT_SIZE, 10, Preprocessing((0.5,) * 3, (0.5,) * 3), LAYERS,
-                 labels="digits", cam_layer="relu3")
+    return linen_port("digits_cnn", DigitsCNN(widths), INPUT_SIZE, 10, Preprocessing((0.5,) * 3, (0.5,) * 3), LAYERS,
+                      aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)}, labels="digits", cam_layer="relu3")

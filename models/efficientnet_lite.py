@@ -16,13 +16,11 @@ TensorFlow TPU repository.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 
-from .core import Taps
 from .layers import DepthwiseConv, batch_norm, conv, global_avg_pool
 
 BN_EPS = 1e-3
@@ -92,7 +90,6 @@ class MBConv(nn.Module):
     """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project (+ skip)."""
 
     block: Block
-    act: Callable[[jax.Array], jax.Array] = jax.nn.relu6
 
     @nn.compact
     def __call__(self, inputs):
@@ -100,9 +97,9 @@ class MBConv(nn.Module):
         x = inputs
         hidden = b.in_ch * b.expand
         if b.expand != 1:
-            x = self.act(batch_norm(BN_EPS, "bn0")(conv(hidden, 1, name="expand_conv")(x)))
+            x = jax.nn.relu6(batch_norm(BN_EPS, "bn0")(conv(hidden, 1, name="expand_conv")(x)))
         x = DepthwiseConv(b.kernel, b.stride, name="depthwise_conv")(x)
-        x = self.act(batch_norm(BN_EPS, "bn1")(x))
+        x = jax.nn.relu6(batch_norm(BN_EPS, "bn1")(x))
         x = batch_norm(BN_EPS, "bn2")(conv(b.out_ch, 1, name="project_conv")(x))
         if b.stride == 1 and b.in_ch == b.out_ch:
             x = x + inputs
@@ -114,17 +111,17 @@ class EfficientNetLite(nn.Module):
 
     blocks: tuple[Block, ...] = blocks_for(1.0, 1.0)
     num_classes: int = 1000
-    act: Callable[[jax.Array], jax.Array] = jax.nn.relu6
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        tap = taps if taps is not None else Taps()
-        x = conv(32, 3, 2, "SAME", name="conv_stem")(x)
-        x = tap("stem", self.act(batch_norm(BN_EPS, "bn0")(x)))
+    def __call__(self, x):
+        x = batch_norm(BN_EPS, "bn0")(conv(32, 3, 2, "SAME", name="conv_stem")(x))
+        with jax.named_scope("stem"):
+            x = jax.nn.relu6(x)
         for i, block in enumerate(self.blocks):
-            x = tap(f"blocks.{i}", MBConv(block, self.act, name=f"blocks.{i}")(x))
-        x = conv(1280, 1, name="conv_head")(x)
-        x = tap("head", self.act(batch_norm(BN_EPS, "bn1")(x)))
-        x = tap("avgpool", global_avg_pool(x))
-        logits = tap("fc", nn.Dense(self.num_classes, name="fc")(x))
-        return logits
+            x = MBConv(block, name=f"blocks.{i}")(x)
+        x = batch_norm(BN_EPS, "bn1")(conv(1280, 1, name="conv_head")(x))
+        with jax.named_scope("head"):
+            x = jax.nn.relu6(x)
+        with jax.named_scope("avgpool"):
+            x = global_avg_pool(x)
+        return nn.Dense(self.num_classes, name="fc")(x)

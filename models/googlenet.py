@@ -13,13 +13,10 @@ Reference: Szegedy et al., "Going Deeper with Convolutions", CVPR 2015.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .core import Taps
 from .layers import batch_norm, conv, global_avg_pool, max_pool
 
 # name: (1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj)
@@ -46,48 +43,47 @@ class BasicConv(nn.Module):
     kernel: int
     stride: int = 1
     padding: int = 0
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x):
         x = conv(self.features, self.kernel, self.stride, self.padding, name="conv")(x)
-        return self.act(batch_norm(1e-3, name="bn")(x))
+        return nn.relu(batch_norm(1e-3, name="bn")(x))
 
 
 class Inception(nn.Module):
     widths: tuple[int, ...]
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x):
         c1, c3r, c3, c5r, c5, cp = self.widths
-        b1 = BasicConv(c1, 1, act=self.act, name="branch1")(x)
-        b2 = BasicConv(c3r, 1, act=self.act, name="branch2.0")(x)
-        b2 = BasicConv(c3, 3, padding=1, act=self.act, name="branch2.1")(b2)
-        b3 = BasicConv(c5r, 1, act=self.act, name="branch3.0")(x)
-        b3 = BasicConv(c5, 3, padding=1, act=self.act, name="branch3.1")(b3)
+        b1 = BasicConv(c1, 1, name="branch1")(x)
+        b2 = BasicConv(c3r, 1, name="branch2.0")(x)
+        b2 = BasicConv(c3, 3, padding=1, name="branch2.1")(b2)
+        b3 = BasicConv(c5r, 1, name="branch3.0")(x)
+        b3 = BasicConv(c5, 3, padding=1, name="branch3.1")(b3)
         b4 = max_pool(x, 3, 1, 1, ceil_mode=True)
-        b4 = BasicConv(cp, 1, act=self.act, name="branch4.1")(b4)
+        b4 = BasicConv(cp, 1, name="branch4.1")(b4)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
 class GoogLeNet(nn.Module):
     num_classes: int = 1000
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        tap = taps if taps is not None else Taps()
-        x = tap("conv1", BasicConv(64, 7, 2, 3, act=self.act, name="conv1")(x))
-        x = tap("maxpool1", max_pool(x, 3, 2, ceil_mode=True))
-        x = tap("conv2", BasicConv(64, 1, act=self.act, name="conv2")(x))
-        x = tap("conv3", BasicConv(192, 3, padding=1, act=self.act, name="conv3")(x))
-        x = tap("maxpool2", max_pool(x, 3, 2, ceil_mode=True))
+    def __call__(self, x):
+        x = BasicConv(64, 7, 2, 3, name="conv1")(x)
+        with jax.named_scope("maxpool1"):
+            x = max_pool(x, 3, 2, ceil_mode=True)
+        x = BasicConv(64, 1, name="conv2")(x)
+        x = BasicConv(192, 3, padding=1, name="conv3")(x)
+        with jax.named_scope("maxpool2"):
+            x = max_pool(x, 3, 2, ceil_mode=True)
         for name, widths in INCEPTIONS:
             if widths is None:
-                k = 3 if name == "maxpool3" else 2
-                x = tap(name, max_pool(x, k, 2, ceil_mode=True))
+                with jax.named_scope(name):
+                    x = max_pool(x, 3 if name == "maxpool3" else 2, 2, ceil_mode=True)
             else:
-                x = tap(name, Inception(widths, self.act, name=name)(x))
-        x = tap("avgpool", global_avg_pool(x))
-        return tap("fc", nn.Dense(self.num_classes, name="fc")(x))
+                x = Inception(widths, name=name)(x)
+        with jax.named_scope("avgpool"):
+            x = global_avg_pool(x)
+        return nn.Dense(self.num_classes, name="fc")(x)

@@ -18,13 +18,12 @@ Olah et al., "Feature Visualization", Distill 2017.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .core import Taps
 from .layers import conv, global_avg_pool, max_pool, same_padding
 
 # mixed layer: (1x1, 3x3 bottleneck, 3x3, 5x5 bottleneck, 5x5, pool reduce); None: a 3x3/2 max pool.
@@ -60,10 +59,11 @@ def _same_max_pool(x, kernel, stride):
 
 class InceptionV1(nn.Module):
     num_classes: int = 1008
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
-    def _conv(self, x, name, features, kernel, stride=1):
-        return self.act(conv(features, kernel, stride, "SAME", bias=True, name=f"{name}_pre_relu_conv")(x))
+    def _conv(self, x, name, features, kernel, stride=1, layer: str | None = None):
+        x = conv(features, kernel, stride, "SAME", bias=True, name=f"{name}_pre_relu_conv")(x)
+        with jax.named_scope(layer) if layer else contextlib.nullcontext():
+            return nn.relu(x)
 
     def _mixed(self, x, name, widths):
         c1, c3r, c3, c5r, c5, cp = widths
@@ -71,20 +71,28 @@ class InceptionV1(nn.Module):
         b3 = self._conv(self._conv(x, f"{name}_3x3_bottleneck", c3r, 1), f"{name}_3x3", c3, 3)
         b5 = self._conv(self._conv(x, f"{name}_5x5_bottleneck", c5r, 1), f"{name}_5x5", c5, 5)
         bp = self._conv(_same_max_pool(x, 3, 1), f"{name}_pool_reduce", cp, 1)
-        return jnp.concatenate([b1, b3, b5, bp], axis=-1)
+        with jax.named_scope(name):
+            return jnp.concatenate([b1, b3, b5, bp], axis=-1)
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        tap = taps if taps is not None else Taps()
-        x = tap("conv2d0", self._conv(x, "conv2d0", 64, 7, 2))
-        x = tap("maxpool0", _same_max_pool(x, 3, 2))
-        x = tap("localresponsenorm0", local_response_norm(x, **LRN))
-        x = tap("conv2d1", self._conv(x, "conv2d1", 64, 1))
-        x = tap("conv2d2", self._conv(x, "conv2d2", 192, 3))
-        x = tap("localresponsenorm1", local_response_norm(x, **LRN))
-        x = tap("maxpool1", _same_max_pool(x, 3, 2))
+    def __call__(self, x):
+        x = self._conv(x, "conv2d0", 64, 7, 2, layer="conv2d0")
+        with jax.named_scope("maxpool0"):
+            x = _same_max_pool(x, 3, 2)
+        with jax.named_scope("localresponsenorm0"):
+            x = local_response_norm(x, **LRN)
+        x = self._conv(x, "conv2d1", 64, 1, layer="conv2d1")
+        x = self._conv(x, "conv2d2", 192, 3, layer="conv2d2")
+        with jax.named_scope("localresponsenorm1"):
+            x = local_response_norm(x, **LRN)
+        with jax.named_scope("maxpool1"):
+            x = _same_max_pool(x, 3, 2)
         for name, widths in MIXED:
-            x = tap(name, _same_max_pool(x, 3, 2) if widths is None else self._mixed(x, name, widths))
-        x = tap("avgpool0", global_avg_pool(x))
-        logits = nn.Dense(self.num_classes, name="softmax2_pre_activation_matmul")(x)
-        return tap("softmax2_pre_activation", logits)
+            if widths is None:
+                with jax.named_scope(name):
+                    x = _same_max_pool(x, 3, 2)
+            else:
+                x = self._mixed(x, name, widths)
+        with jax.named_scope("avgpool0"):
+            x = global_avg_pool(x)
+        return nn.Dense(self.num_classes, name="softmax2_pre_activation_matmul")(x)

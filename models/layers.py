@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import interpret
+
 # torchvision initializes convs with kaiming_normal_(mode="fan_out").
 _he_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
 
@@ -189,6 +191,7 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 #: ``"max"``, or ``"window_mean"`` while measuring receptive fields (every window
 #: position then gets gradient); see :func:`jaxviz.models.receptive_field`.
 POOL_MODE = contextvars.ContextVar("jaxviz_pool_mode", default="max")
+interpret.TRACE_CONTEXT.append(POOL_MODE)  # a forward traced in one mode is not reused in the other
 
 
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False,
@@ -213,7 +216,7 @@ def adaptive_avg_pool(x: jax.Array, out_h: int, out_w: int) -> jax.Array:
     """``torch.nn.AdaptiveAvgPool2d``: cell i spans [floor(i H / n), ceil((i + 1) H / n))."""
     h, w = x.shape[1:3]
     if (h, w) == (out_h, out_w):
-        return x
+        return x + jnp.zeros((), x.dtype)  # an op (that XLA removes), so the layer around it exists at every size
     rows = []
     for i in range(out_h):
         top, bottom = (i * h) // out_h, -(-((i + 1) * h) // out_h)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 from . import efficientnet_lite, googlenet, inception_v1, resnet, vgg
+from .adapters import linen_port
 from .core import Model, Preprocessing
 
 #: Keras Applications' "caffe" preprocessing: 0-255, BGR, ImageNet means subtracted, no scaling.
@@ -30,45 +31,48 @@ class Entry:
 
 def _resnet(name: str) -> Model:
     stages = resnet.STAGES[name]
-    return Model(name, resnet.ResNet(stages), 224, 1000, Preprocessing(), resnet.layer_names(stages),
-                 cam_layer="layer4")
+    return linen_port(name, resnet.ResNet(stages), 224, 1000, Preprocessing(), resnet.layer_names(stages),
+                      aliases=resnet.stage_aliases(stages), cam_layer="layer4")
 
 
 def _lite(name: str) -> Model:
     width, depth, size = efficientnet_lite.VARIANTS[name]
     blocks = efficientnet_lite.blocks_for(width, depth)
     module = efficientnet_lite.EfficientNetLite(blocks)
-    return Model(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks), cam_layer="head")
+    return linen_port(name, module, size, 1000, Preprocessing(), efficientnet_lite.layer_names(blocks),
+                      cam_layer="head")
 
 
 def _vgg(name: str, keras: bool = False) -> Model:
     base = name.removesuffix("_keras")
     features = vgg.vgg_features(base)
-    return Model(name, vgg.ConvNet(features), 224, 1000, CAFFE if keras else Preprocessing(), vgg.layer_names(features))
+    return linen_port(name, vgg.ConvNet(features), 224, 1000, CAFFE if keras else Preprocessing(),
+                      vgg.layer_names(features))
 
 
 def _resnet_keras() -> Model:
     stages = resnet.STAGES["resnet50"]
-    return Model("resnet50_keras", resnet.ResNet(stages, variant=resnet.KERAS), 224, 1000, CAFFE,
-                 resnet.layer_names(stages), cam_layer="layer4")
+    return linen_port("resnet50_keras", resnet.ResNet(stages, variant=resnet.KERAS), 224, 1000, CAFFE,
+                      resnet.layer_names(stages), aliases=resnet.stage_aliases(stages), cam_layer="layer4")
 
 
 def _alexnet() -> Model:
     module = vgg.ConvNet(vgg.ALEXNET_FEATURES, pool_size=6, alexnet=True)
-    return Model("alexnet", module, 224, 1000, Preprocessing(), vgg.layer_names(vgg.ALEXNET_FEATURES, alexnet=True))
+    return linen_port("alexnet", module, 224, 1000, Preprocessing(),
+                      vgg.layer_names(vgg.ALEXNET_FEATURES, alexnet=True))
 
 
 def _googlenet() -> Model:
     # transform_input=True folded into the preprocessing: (x - 0.5) / 0.5 on [0, 1] images.
-    return Model("googlenet", googlenet.GoogLeNet(), 224, 1000, Preprocessing((0.5,) * 3, (0.5,) * 3),
-                 googlenet.LAYERS, cam_layer="inception5b")
+    return linen_port("googlenet", googlenet.GoogLeNet(), 224, 1000, Preprocessing((0.5,) * 3, (0.5,) * 3),
+                      googlenet.LAYERS, cam_layer="inception5b")
 
 
 def _inception_v1() -> Model:
     # Lucid's inception5h: RGB scaled to [-117, 138] (255 x - 117).
-    return Model("inception_v1", inception_v1.InceptionV1(), 224, 1008, Preprocessing((117.0,) * 3, (1.0,) * 3, 255.0),
-                 inception_v1.LAYERS, labels="inception5h", cam_layer="mixed5b",
-                 classifier="softmax2_pre_activation_matmul")
+    return linen_port("inception_v1", inception_v1.InceptionV1(), 224, 1008,
+                      Preprocessing((117.0,) * 3, (1.0,) * 3, 255.0), inception_v1.LAYERS, labels="inception5h",
+                      cam_layer="mixed5b", aliases={"softmax2_pre_activation": "softmax2_pre_activation_matmul"})
 
 
 def _drop_aux(key: str) -> str | None:

@@ -11,13 +11,11 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 
-from .core import Taps
 from .layers import batch_norm, conv, global_avg_pool, max_pool
 
 STAGES = {"resnet50": (3, 4, 6, 3)}
@@ -44,21 +42,25 @@ class Bottleneck(nn.Module):
     stride: int = 1
     project: bool = False
     variant: Variant = TORCHVISION
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x):
         v = self.variant
         s1, s3 = (self.stride, 1) if v.stride_on_1x1 else (1, self.stride)
         out = conv(self.width, 1, s1, bias=v.conv_bias, name="conv1")(x)
-        out = self.act(batch_norm(v.bn_eps, name="bn1")(out))
+        out = nn.relu(batch_norm(v.bn_eps, name="bn1")(out))
         out = conv(self.width, 3, s3, 1, bias=v.conv_bias, name="conv2")(out)
-        out = self.act(batch_norm(v.bn_eps, name="bn2")(out))
+        out = nn.relu(batch_norm(v.bn_eps, name="bn2")(out))
         out = batch_norm(v.bn_eps, name="bn3")(conv(self.width * EXPANSION, 1, bias=v.conv_bias, name="conv3")(out))
         if self.project:
             shortcut = conv(self.width * EXPANSION, 1, self.stride, bias=v.conv_bias, name="downsample.0")(x)
             x = batch_norm(v.bn_eps, name="downsample.1")(shortcut)
-        return self.act(out + x)
+        return nn.relu(out + x)
+
+
+def stage_aliases(stages: tuple[int, ...]) -> dict[str, str]:
+    """Each stage's output is its last block's: ``layer1`` -> ``layer1.2``."""
+    return {f"layer{i}": f"layer{i}.{blocks - 1}" for i, blocks in enumerate(stages, start=1)}
 
 
 def layer_names(stages: tuple[int, ...]) -> tuple[str, ...]:
@@ -74,22 +76,19 @@ class ResNet(nn.Module):
     stages: tuple[int, ...] = STAGES["resnet50"]
     num_classes: int = 1000
     variant: Variant = TORCHVISION
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        tap = taps if taps is not None else Taps()
-        x = tap("conv1", conv(64, 7, 2, 3, bias=self.variant.conv_bias, name="conv1")(x))
-        x = tap("bn1", batch_norm(self.variant.bn_eps, name="bn1")(x))
-        x = tap("relu", self.act(x))
-        x = tap("maxpool", max_pool(x, 3, 2, 1))
+    def __call__(self, x):
+        x = conv(64, 7, 2, 3, bias=self.variant.conv_bias, name="conv1")(x)
+        x = batch_norm(self.variant.bn_eps, name="bn1")(x)
+        with jax.named_scope("relu"):
+            x = nn.relu(x)
+        with jax.named_scope("maxpool"):
+            x = max_pool(x, 3, 2, 1)
         for i, (blocks, width) in enumerate(zip(self.stages, WIDTHS, strict=True), start=1):
             for j in range(blocks):
                 stride = 2 if (j == 0 and i > 1) else 1
-                block = Bottleneck(width, stride, project=(j == 0), variant=self.variant, act=self.act,
-                                   name=f"layer{i}.{j}")
-                x = tap(f"layer{i}.{j}", block(x))
-            x = tap(f"layer{i}", x)
-        x = tap("avgpool", global_avg_pool(x))
-        logits = tap("fc", nn.Dense(self.num_classes, name="fc")(x))
-        return logits
+                x = Bottleneck(width, stride, project=(j == 0), variant=self.variant, name=f"layer{i}.{j}")(x)
+        with jax.named_scope("avgpool"):
+            x = global_avg_pool(x)
+        return nn.Dense(self.num_classes, name="fc")(x)

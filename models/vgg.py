@@ -15,12 +15,9 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import flax.linen as nn
 import jax
 
-from .core import Taps
 from .layers import adaptive_avg_pool, conv, flatten_nchw, max_pool
 
 # Each entry of ``features``: ("conv", out, kernel, stride, padding) | ("pool", kernel, stride).
@@ -70,26 +67,27 @@ class ConvNet(nn.Module):
     pool_size: int = 7  # the adaptive pooling's output side
     alexnet: bool = False  # classifier indices differ (dropout first)
     num_classes: int = 1000
-    act: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        tap = taps if taps is not None else Taps()
+    def __call__(self, x):
         i = 0
         for layer in self.features:
             if layer[0] == "conv":
                 _, width, k, s, p = layer
-                x = tap(f"features.{i}", conv(width, k, s, p, bias=True, name=f"features.{i}")(x))
-                x = tap(f"features.{i + 1}", self.act(x))
+                x = conv(width, k, s, p, bias=True, name=f"features.{i}")(x)
+                with jax.named_scope(f"features.{i + 1}"):
+                    x = nn.relu(x)
                 i += 2
             else:
-                x = tap(f"features.{i}", max_pool(x, layer[1], layer[2]))
+                with jax.named_scope(f"features.{i}"):
+                    x = max_pool(x, layer[1], layer[2])
                 i += 1
-        x = tap("avgpool", adaptive_avg_pool(x, self.pool_size, self.pool_size))
+        with jax.named_scope("avgpool"):
+            x = adaptive_avg_pool(x, self.pool_size, self.pool_size)
         x = flatten_nchw(x)
         fc = _classifier_indices(self.alexnet)
-        x = tap(f"classifier.{fc[0]}", nn.Dense(4096, name=f"classifier.{fc[0]}")(x))
-        x = tap(f"classifier.{fc[0] + 1}", self.act(x))
-        x = tap(f"classifier.{fc[1]}", nn.Dense(4096, name=f"classifier.{fc[1]}")(x))
-        x = tap(f"classifier.{fc[1] + 1}", self.act(x))
-        return tap(f"classifier.{fc[2]}", nn.Dense(self.num_classes, name=f"classifier.{fc[2]}")(x))
+        for k in fc[:2]:
+            x = nn.Dense(4096, name=f"classifier.{k}")(x)
+            with jax.named_scope(f"classifier.{k + 1}"):
+                x = nn.relu(x)
+        return nn.Dense(self.num_classes, name=f"classifier.{fc[2]}")(x)

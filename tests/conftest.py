@@ -80,25 +80,28 @@ def photos():
 
 
 def tiny_model(size: int = 16):
-    """A two-conv ReLU network under the model contract (layers conv1, conv2, avgpool, fc), random weights."""
+    """A two-conv ReLU network as a plain linen module (layers conv1, conv2, avgpool, fc), random weights."""
     import flax.linen as nn
+    import jax.numpy as jnp
 
-    from jaxviz.models import Model, Preprocessing, Taps
+    from jaxviz import models
 
     class TinyCNN(nn.Module):
-        act: object = jax.nn.relu
-
         @nn.compact
-        def __call__(self, x, taps=None):
-            taps = taps or Taps()
-            x = taps("conv1", self.act(nn.Conv(8, (3, 3), name="conv1")(x)))
-            x = taps("conv2", self.act(nn.Conv(8, (3, 3), strides=2, name="conv2")(x)))
-            x = taps("avgpool", x.mean(axis=(1, 2)))
-            return taps("fc", nn.Dense(10, name="fc")(x))
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(8, (3, 3), name="conv1")(x))
+            x = nn.relu(nn.Conv(8, (3, 3), strides=2, name="conv2")(x))
+            with jax.named_scope("avgpool"):
+                x = x.mean(axis=(1, 2))
+            return nn.Dense(10, name="fc")(x)
 
-    model = Model("tiny", TinyCNN(), size, 10, Preprocessing(), ("conv1", "conv2", "avgpool", "fc"),
-                  cam_layer="conv2")
-    return model, model.init(jax.random.key(0), size=size)
+    module = TinyCNN()
+    variables = module.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
+    # The activations after each ReLU (op tags relu0, relu1) keep their conv's name.
+    return models.from_linen(module, variables, input_size=size, name="tiny",
+                             preprocessing=models.Preprocessing(),
+                             layers={"conv1": "relu0", "conv2": "relu1", "avgpool": "avgpool", "fc": "fc"},
+                             cam_layer="conv2")
 
 
 def _peers():

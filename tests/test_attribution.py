@@ -15,7 +15,7 @@ import jaxviz
 import jaxviz.targets
 from jaxviz import models
 from jaxviz.guided import deconv, guided
-from jaxviz.models import Model, Preprocessing, Taps
+from jaxviz.models import Preprocessing
 
 from conftest import assert_close_to_max
 
@@ -24,28 +24,26 @@ CROSS_RTOL = 1e-4  # jit vs eager, batch vs one image, relative to the largest m
 
 
 class Linear(nn.Module):
-    act: object = jax.nn.relu  # unused: a linear model has no nonlinearity
-
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        taps = taps or Taps()
-        return taps("fc", nn.Dense(4, name="fc")(x.reshape(x.shape[0], -1)))
+    def __call__(self, x):
+        return nn.Dense(4, name="fc")(x.reshape(x.shape[0], -1))
 
 
 class Tiny(nn.Module):
-    act: object = jax.nn.relu
-
     @nn.compact
-    def __call__(self, x, taps: Taps | None = None):
-        taps = taps or Taps()
-        x = taps("conv", self.act(nn.Conv(6, (3, 3), name="conv")(x)))
-        x = taps("avgpool", x.mean(axis=(1, 2)))
-        return taps("fc", nn.Dense(5, name="fc")(x))
+    def __call__(self, x):
+        x = nn.Conv(6, (3, 3), name="c")(x)
+        with jax.named_scope("conv"):
+            x = jax.nn.relu(x)
+        with jax.named_scope("avgpool"):
+            x = x.mean(axis=(1, 2))
+        return nn.Dense(5, name="fc")(x)
 
 
 def _tiny(module, layers):
-    model = Model("tiny", module, 8, 5, Preprocessing((0, 0, 0), (1, 1, 1)), layers, cam_layer=layers[0])
-    return model, model.init(jax.random.key(0), size=8)
+    variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+    return models.from_linen(module, variables, input_size=8, name="tiny", preprocessing=Preprocessing.identity(),
+                             layers=layers, cam_layer=layers[0])
 
 
 def test_saliency_of_a_linear_model_is_its_weights():

@@ -89,3 +89,16 @@ def test_lite_real_weights_classify_the_photos(name):
     x = np.stack([jaxviz.image.sample(s, model.input_size) for s in ("chelsea", "coffee")])
     top = np.asarray(jnp.argmax(jax.jit(model.apply)(variables, jnp.asarray(x)), -1))
     assert top[0] in CAT_CLASSES and top[1] in COFFEE_CLASSES
+
+
+def test_every_listed_layer_is_in_the_traced_forward_pass():
+    """The registry's layer names (module paths, named scopes, aliases) resolve, in forward order, at 224 px."""
+    for name in models.available():
+        model = models.build(name)
+        variables = jax.eval_shape(lambda m=model: m.init(jax.random.key(0)))
+        size = model.input_size
+        graph = model.trace(variables, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+        paths = [dict(model.aliases).get(n, n) for n in model.layers]
+        assert [p for p in paths if p not in graph.layers] == [], name
+        order = [list(graph.layers).index(p) for p in paths]
+        assert order == sorted(order), name
