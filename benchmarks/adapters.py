@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import jaxviz  # noqa: E402
 from jaxviz import models  # noqa: E402
-from jaxviz.guided import guided  # noqa: E402
+from jaxviz.attribution.guided import guided  # noqa: E402
 
 from harness import Row, report, time_jax_interleaved  # noqa: E402
 

@@ -38,7 +38,7 @@ def jax_method(name, args, batch):
         "saliency": jaxviz.saliency,
         "guided_backprop": jaxviz.guided_backprop,
         "deconvnet": jaxviz.deconvnet,
-        "smoothgrad": functools.partial(jaxviz.smoothgrad, key=jax.random.key(0), samples=args.samples,
+        "smoothgrad": functools.partial(jaxviz.smoothgrad, jax.random.key(0), samples=args.samples,
                                         stdev=0.15, batch_size=per_pass),
         "integrated_gradients": functools.partial(jaxviz.integrated_gradients, steps=args.steps,
                                                   batch_size=per_pass),

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jaxviz import deepinversion as di  # noqa: E402
 from jaxviz import models  # noqa: E402
+from jaxviz.datafree import deepinversion as di  # noqa: E402
 
 from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import bn_statistic_terms, torch_pair  # noqa: E402

@@ -26,7 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jaxviz import gram, image, models, style  # noqa: E402
+from jaxviz import models  # noqa: E402
+from jaxviz.io import image
+from jaxviz.style import gram
+from jaxviz.style import transfer as style
 
 from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import torch_pair  # noqa: E402

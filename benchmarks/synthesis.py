@@ -29,8 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jaxviz import dream, image, models, render  # noqa: E402
-from jaxviz import objectives as obj  # noqa: E402
+from jaxviz import models  # noqa: E402
+from jaxviz.core import objectives as obj  # noqa: E402
+from jaxviz.io import image
+from jaxviz.synthesis import dream, render
 
 from harness import Row, markdown, report, time_step_runs  # noqa: E402
 from peers import torch_pair  # noqa: E402
@@ -50,7 +52,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
 
     def ours(n):
         out = dream.dream(jax.random.key(0), model, variables, jnp.asarray(x), LAYER, steps=n, octaves=1,
-                          jitter=16, progress=False)
+                          jitter=16, progress=False).images
         jax.block_until_ready(out)
 
     mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -87,7 +89,7 @@ def render_rows(model, variables, net, batch, steps, repeats):
     objective = obj.channel(LAYER, CHANNEL)
 
     def ours(n):
-        out = render.render(jax.random.key(0), model, variables, objective, batch=batch, steps=n,
+        out = render.render(jax.random.key(0), model, variables, objective, num_images=batch, steps=n,
                             progress=False)
         jax.block_until_ready(out.images)
 

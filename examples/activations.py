@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from jaxviz import activations, image, models
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.representation import activations
 
 
 def main(argv=None):

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import adversarial, image, imagenet_labels, models
+from jaxviz import imagenet_labels, models
+from jaxviz.io import image
+from jaxviz.synthesis import adversarial
 
 
 def main(argv=None):
@@ -26,7 +29,7 @@ def main(argv=None):
     label = int(jnp.argmax(model.apply(variables, x)[0]))
     fooled = adversarial.fool(model, variables, x, args.target)
     fgsm = adversarial.fgsm(model, variables, x, label, 8 / 255)
-    pgd = adversarial.pgd(model, variables, x, label, radius=8 / 255, step_size=2 / 255, steps=10)
+    pgd = adversarial.pgd(jax.random.key(0), model, variables, x, label, radius=8 / 255, step_size=2 / 255, steps=10)
     tiles, captions = [np.asarray(x[0])], [f"input: {names[label]}"]
     for name, im in [("fooled", fooled.images), ("FGSM", fgsm), ("PGD", pgd)]:
         pred = int(jnp.argmax(model.apply(variables, im)[0]))

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxviz
-from jaxviz import image, models, plot
-from jaxviz.mask import saliency_to_mask
+from jaxviz import models
+from jaxviz.attribution.mask import saliency_to_mask
+from jaxviz.io import image, plot
 
 
 def main(argv=None):
@@ -30,7 +31,7 @@ def main(argv=None):
     key = jax.random.key(0)
     methods = {
         "saliency": jaxviz.saliency,
-        "smoothgrad": lambda *a: jaxviz.smoothgrad(*a, key=key, samples=25),
+        "smoothgrad": lambda *a: jaxviz.smoothgrad(key, *a, samples=25),
         "integrated gradients": lambda *a: jaxviz.integrated_gradients(*a, steps=64),
         "guided backprop": jaxviz.guided_backprop,
         "deconvnet": jaxviz.deconvnet,

@@ -13,7 +13,9 @@ import argparse
 import jax
 import numpy as np
 
-from jaxviz import classviz, image, imagenet_labels, models
+from jaxviz import imagenet_labels, models
+from jaxviz.io import image
+from jaxviz.synthesis import classviz
 
 
 def main(argv=None):

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxviz
-from jaxviz import image, models
+from jaxviz import models
+from jaxviz.io import image
 
 
 def main(argv=None):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxviz import features, image, models, neighbors
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.representation import features, neighbors
 
 
 def bundled_folder(root: Path) -> Path:

@@ -13,8 +13,9 @@ import argparse
 import jax
 import numpy as np
 
-from jaxviz import cli, image, imagenet_labels, models
-from jaxviz import deepinversion as di
+from jaxviz import cli, imagenet_labels, models
+from jaxviz.datafree import deepinversion as di
+from jaxviz.io import image
 
 
 def main(argv=None):

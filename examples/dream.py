@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import dream, image, models
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.synthesis import dream
 
 
 def main(argv=None):
@@ -24,7 +26,7 @@ def main(argv=None):
     model, variables = models.load()
     x = jnp.asarray(image.sample(args.sample, model.input_size))
     layers = args.layers.split(",")
-    out = dream.dream(jax.random.key(0), model, variables, x, layers, per_layer=True)  # (L, 1, H, W, 3)
+    out = dream.dream(jax.random.key(0), model, variables, x, layers, per_layer=True).images  # (L, 1, H, W, 3)
     tiles = [np.asarray(x)] + [np.asarray(o[0]) for o in out]
     image.save_png(args.out, image.grid(tiles, ["input"] + layers, cols=len(tiles)))
     print(f"wrote {args.out}")

@@ -11,7 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import image, inversion, models
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.synthesis import inversion
 
 
 def main(argv=None):

@@ -10,8 +10,10 @@ import argparse
 import jax
 import numpy as np
 
-from jaxviz import image, models, render
-from jaxviz import objectives as obj
+from jaxviz import models
+from jaxviz.core import objectives as obj
+from jaxviz.io import image
+from jaxviz.synthesis import render
 
 
 def main(argv=None):

@@ -3,14 +3,16 @@
     python examples/max_patches.py [--layer blocks.4] [--channels 3,17,30] [--out patches.png]
 
 The "data set" is 12 random 160 px crops of each of scikit-image's 9 bundled pictures, at 128 px; for a
-folder of your own images use ``jaxviz.image.load_folder(DIR, 224)`` instead.
+folder of your own images use ``jaxviz.io.image.load_folder(DIR, 224)`` instead.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from jaxviz import image, models, patches
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.representation import patches
 
 
 def main(argv=None):

@@ -13,19 +13,21 @@ import argparse
 import jax
 import numpy as np
 
-from jaxviz import digits, embedding, image, neighbors
+from jaxviz.experiments import digits, digits_neighbors
+from jaxviz.io import image
+from jaxviz.representation import embedding, neighbors
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="neighbors.png")
     args = p.parse_args(argv)
-    r = neighbors.digits_experiment(jax.random.key(0))
+    r = digits_neighbors.run(jax.random.key(0))
     print(f"5-NN label agreement: features {r['feature_knn_label_agreement']:.3f}, "
           f"pixels {r['pixel_knn_label_agreement']:.3f}")
     data = digits.load()
     model, variables = digits.teacher(jax.random.key(0), data)
-    f = neighbors.features(model, variables, data.test_images, neighbors.FEATURE_LAYER)
+    f = neighbors.features(model, variables, data.test_images, digits_neighbors.FEATURE_LAYER)
     pictures = [embedding.scatter(embedding.reduce(f, m), data.test_images, data.test_labels, size=600, thumb=18)
                 for m in ("pca", "tsne")]
     image.save_png(args.out, image.grid([np.asarray(x) for x in pictures], ["PCA", "t-SNE"], cols=2))

@@ -19,9 +19,12 @@ import numpy as np
 import optax
 
 import jaxviz
-from jaxviz import deepinversion as di
-from jaxviz import digits, dream, image, models, plot
-from jaxviz.distill import DIGITS_SETTINGS
+from jaxviz import models
+from jaxviz.datafree import deepinversion as di
+from jaxviz.experiments import digits
+from jaxviz.experiments.digits_distill import DIGITS_SETTINGS
+from jaxviz.io import image, plot
+from jaxviz.synthesis import dream
 
 
 class Block(nn.Module):
@@ -92,7 +95,7 @@ def main(argv=None):
     sal = jaxviz.reduce_channels(jaxviz.saliency(model, variables, x, y))
     gbp = jaxviz.guided_backprop(model, variables, x, y)
     cam = jaxviz.grad_cam(model, variables, x, y, layer="block2")
-    dreams = dream.dream(jax.random.key(1), model, variables, x, "block2", steps=10, octaves=2, jitter=2)
+    dreams = dream.dream(jax.random.key(1), model, variables, x, "block2", steps=10, octaves=2, jitter=2).images
     # The digits experiment's settings (strong BN-statistic and TV weights for a small grey-image network).
     inverted = di.deepinversion(jax.random.key(2), model, variables, list(range(10)), steps=300,
                                 settings=DIGITS_SETTINGS, progress=True).images

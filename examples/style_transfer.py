@@ -13,7 +13,11 @@ import argparse
 import jax
 import numpy as np
 
-from jaxviz import fast_style, image, models, style, texture
+from jaxviz import models
+from jaxviz.io import image
+from jaxviz.style import fast as fast_style
+from jaxviz.style import texture
+from jaxviz.style import transfer as style
 
 
 def main(argv=None):
@@ -33,7 +37,7 @@ def main(argv=None):
     gatys = style.transfer(key, model, variables, content, painting, progress=True)
     kept = style.transfer(key, model, variables, content, painting, preserve_colors=True, progress=True)
     trained = fast_style.train(key, model, variables, painting, fast_style.builtin_images(128),
-                               steps=args.train_steps, batch=4, lr=1e-2, progress=True)
+                               steps=args.train_steps, progress=True)
     fast = fast_style.stylize(trained.stylizer, content)
 
     panels = [image.resize(brick, args.size, args.size), tex.images[0], content, painting, gatys.images[0],

@@ -12,7 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import adversarial, classviz, dream, image, imagenet_labels, inversion, models
+from jaxviz import imagenet_labels, models
+from jaxviz.io import image
+from jaxviz.synthesis import adversarial, classviz, dream, inversion
 
 
 def main(argv=None):
@@ -26,7 +28,7 @@ def main(argv=None):
     x = jnp.asarray(image.sample("chelsea", model.input_size))
     tiles, captions = [np.asarray(x)], ["input"]
     t0 = time.perf_counter()
-    tiles.append(np.asarray(dream.dream(key, model, variables, x, "blocks.8")[0]))
+    tiles.append(np.asarray(dream.dream(key, model, variables, x, "blocks.8").images[0]))
     captions.append("DeepDream, blocks.8")
     fooled = adversarial.fool(model, variables, x[None], 9)
     tiles.append(np.asarray(fooled.images[0]))

@@ -1,28 +1,60 @@
 """jaxviz: CNN visualization and inversion as pure JAX transforms.
 
-The ports live in :mod:`jaxviz.models`; image I/O in :mod:`jaxviz.image`.
-Attribution methods share the signature ``f(model, variables, images, target, **options)``.
+The families, each a subpackage (docs/architecture.md is the map):
+
+* :mod:`jaxviz.attribution`: what the network looks at (saliency, guided backprop, CAM, ...);
+* :mod:`jaxviz.synthesis`: make an image (render, DeepDream, class models, fooling, inversion);
+* :mod:`jaxviz.style`: Gram losses, textures, style transfer;
+* :mod:`jaxviz.datafree`: images from the network alone (DeepInversion, distillation);
+* :mod:`jaxviz.representation`: filters, activations, features, neighbours, patches;
+* :mod:`jaxviz.io`: images, plots, labels; :mod:`jaxviz.core`: objectives, the loop, batching;
+* :mod:`jaxviz.models`: the ports and the adapters for any JAX model; :mod:`jaxviz.experiments`: the digits
+  experiments and the demo gallery.
+
+The main functions are also here, flat (``jaxviz.saliency``, ``jaxviz.render``, ``jaxviz.deepinversion``).
+Everything loads on first use: ``import jaxviz`` imports no JAX.
 
 Example:
     >>> import jaxviz
     >>> model, variables = jaxviz.models.load("efficientnet_lite0")   # doctest: +SKIP
-    >>> x = jaxviz.image.sample("chelsea", size=model.input_size)[None]  # doctest: +SKIP
+    >>> x = jaxviz.io.image.sample("chelsea", size=model.input_size)[None]  # doctest: +SKIP
     >>> jaxviz.top_k(model, model.apply(variables, x))[0][0]["label"]  # doctest: +SKIP
     'Egyptian cat'
     >>> maps = jaxviz.guided_backprop(model, variables, x, 285)  # doctest: +SKIP
 """
 
-from jaxviz import image, models
-from jaxviz.attribution import integrated_gradients, reduce_channels, saliency, smoothgrad, smoothgrad_noise
-from jaxviz.cam import cam, grad_cam, normalize
-from jaxviz.guided import deconvnet, guided_backprop
-from jaxviz.labels import imagenet_labels, top_k
-from jaxviz.occlusion import occlusion
-from jaxviz.targets import Channel, Neuron
+from jaxviz._lazy import lazy
 
-__all__ = [
-    "models", "image", "imagenet_labels", "top_k",
-    "saliency", "guided_backprop", "deconvnet", "smoothgrad", "smoothgrad_noise", "integrated_gradients",
-    "occlusion", "cam", "grad_cam", "normalize", "reduce_channels", "Neuron", "Channel",
-]
 __version__ = "0.1.0"
+
+FAMILIES = ("attribution", "synthesis", "style", "datafree", "representation", "io", "core", "models",
+            "experiments", "cli")
+
+#: the flat API: name -> "family.module:attribute"
+API = {
+    # attribution
+    "saliency": "attribution.gradients", "smoothgrad": "attribution.gradients",
+    "smoothgrad_noise": "attribution.gradients", "integrated_gradients": "attribution.gradients",
+    "reduce_channels": "attribution.gradients", "guided_backprop": "attribution.guided",
+    "deconvnet": "attribution.guided", "occlusion": "attribution.occlusion", "cam": "attribution.cam",
+    "grad_cam": "attribution.cam", "normalize": "attribution.cam",
+    # what is scored
+    "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",
+    # synthesis
+    "render": "synthesis.render", "render_many": "synthesis.render", "dream": "synthesis.dream",
+    "class_visualization": "synthesis.classviz", "fgsm": "synthesis.adversarial", "pgd": "synthesis.adversarial",
+    "fool": "synthesis.adversarial", "invert": "synthesis.inversion",
+    # style
+    "style_transfer": "style.transfer:transfer", "texture": "style.texture:synthesize",
+    "train_stylizer": "style.fast:train", "stylize": "style.fast",
+    # data-free
+    "deepinversion": "datafree.deepinversion", "distill": "datafree.distill",
+    # representation
+    "activation_grid": "representation.activations", "filter_grid": "representation.filters",
+    "top_patches": "representation.patches", "knn": "representation.neighbors",
+    # io
+    "imagenet_labels": "io.labels", "top_k": "io.labels",
+}
+
+__getattr__, __dir__ = lazy(__name__, FAMILIES, API)
+__all__ = sorted((*FAMILIES, *API))

@@ -74,7 +74,7 @@ def lite0():
 @pytest.fixture(scope="session")
 def photos():
     """chelsea and coffee at 224 px (short side resized, center-cropped)."""
-    from jaxviz import image
+    from jaxviz.io import image
 
     return np.stack([image.sample("chelsea", 224), image.sample("coffee", 224)])
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from captum.robust import FGSM, PGD
 
-from jaxviz import adversarial, image
+from jaxviz.io import image
+from jaxviz.synthesis import adversarial
 
 from conftest import to_nchw, to_nhwc, torch_lite0
 
@@ -70,7 +71,7 @@ def test_fgsm_matches_captum(setup, targeted):
 @pytest.mark.parametrize("norm, radius", [("Linf", 8 / 255), ("L2", 1.0)])
 def test_pgd_matches_captum(setup, norm, radius):
     target = [9, 430]
-    ours = adversarial.pgd(setup["model"], setup["variables"], setup["x"], jnp.asarray(target), radius=radius,
+    ours = adversarial.pgd(None, setup["model"], setup["variables"], setup["x"], jnp.asarray(target), radius=radius,
                            step_size=2 / 255, steps=4, targeted=True, norm=norm)
     theirs = PGD(setup["net"], lower_bound=0.0, upper_bound=1.0).perturb(
         to_nchw(setup["x"]), radius, 2 / 255, 4, target=target, targeted=True, norm=norm)
@@ -79,5 +80,5 @@ def test_pgd_matches_captum(setup, norm, radius):
 
 def test_pgd_rejects_unknown_norms(setup):
     with pytest.raises(ValueError, match="norm"):
-        adversarial.pgd(setup["model"], setup["variables"], setup["x"], 1, radius=1.0, step_size=0.1, steps=1,
+        adversarial.pgd(None, setup["model"], setup["variables"], setup["x"], 1, radius=1.0, step_size=0.1, steps=1,
                         norm="L1")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import jaxviz
-import jaxviz.targets
+import jaxviz.core.objectives
 from jaxviz import models
-from jaxviz.guided import deconv, guided
+from jaxviz.attribution.guided import deconv, guided
 from jaxviz.models import Preprocessing
 
 from conftest import assert_close_to_max
@@ -59,7 +59,7 @@ def test_saliency_of_a_linear_model_is_its_weights():
 def test_integrated_gradients_are_complete(which, lite0):
     model, variables = _tiny(Tiny(), ("conv", "avgpool", "fc")) if which == "tiny" else lite0
     size = 8 if which == "tiny" else 64
-    x = jaxviz.image.sample("chelsea", size)[None]
+    x = jaxviz.io.image.sample("chelsea", size)[None]
     baseline = jnp.zeros_like(x)
     target = 285 if which != "tiny" else 2
     # ReLU6 kinks along the path make the quadrature converge slowly on Lite0:
@@ -67,7 +67,8 @@ def test_integrated_gradients_are_complete(which, lite0):
     ig = jax.jit(lambda v, x: jaxviz.integrated_gradients(model, v, x, target, baseline=baseline, steps=1024,
                                                           batch_size=128))
     attr = ig(variables, x)
-    gap = jaxviz.targets.score(model, variables, x, target) - jaxviz.targets.score(model, variables, baseline, target)
+    score = jaxviz.core.objectives.score
+    gap = score(model, variables, x, target) - score(model, variables, baseline, target)
     assert abs(float(attr.sum() - gap[0])) <= IG_COMPLETENESS_RTOL * abs(float(gap[0]))
 
 
@@ -86,7 +87,7 @@ def test_modified_relu_gradients_follow_their_formulas(act, forward_mask):
 def test_occlusion_finds_the_cat(lite0):
     """Chelsea (224 px crop): the biggest score drop is where the cat's face is, not the background."""
     model, variables = lite0
-    x = jnp.asarray(jaxviz.image.sample("chelsea", 224))[None]
+    x = jnp.asarray(jaxviz.io.image.sample("chelsea", 224))[None]
     heat = jaxviz.reduce_channels(jaxviz.occlusion(model, variables, x, 285, patch=32, stride=16, batch_size=32))[0]
     y, x_ = np.unravel_index(int(jnp.argmax(heat)), heat.shape)
     assert 60 <= y <= 200 and 40 <= x_ <= 200, (y, x_)  # eyes-to-nose box of the 224 px crop
@@ -122,13 +123,13 @@ KEYS = jax.random.split(jax.random.key(0), 2)
 
 def _method(name, keys=KEYS):
     if name == "smoothgrad":
-        return functools.partial(jaxviz.smoothgrad, key=keys, samples=3, batch_size=6)
+        return functools.partial(jaxviz.smoothgrad, keys, samples=3, batch_size=6)
     return METHODS[name]
 
 
 @pytest.fixture(scope="module")
 def small_batch():
-    return jnp.asarray(np.stack([jaxviz.image.sample(n, 64) for n in ("chelsea", "coffee")]))
+    return jnp.asarray(np.stack([jaxviz.io.image.sample(n, 64) for n in ("chelsea", "coffee")]))
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -22,6 +22,7 @@ rule (ReLU of the gradient) at every ReLU6: the same definition as ours.
 from __future__ import annotations
 
 import copy
+import functools
 
 import captum.attr as ca
 import cv2
@@ -77,7 +78,7 @@ def _lite():
 def setup(request):
     with jax.enable_x64(True):
         torch_net, model, variables, size, layer, torch_layer = (_resnet if request.param == "resnet50" else _lite)()
-        photos = np.stack([jaxviz.image.sample(n, size) for n in ("chelsea", "coffee")]).astype(np.float64)
+        photos = np.stack([jaxviz.io.image.sample(n, size) for n in ("chelsea", "coffee")]).astype(np.float64)
         variables = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), variables)
     return dict(torch=torch_net.double(), model=model, variables=variables, x=photos, layer=layer,
                 torch_layer=torch_layer)
@@ -138,7 +139,7 @@ def test_integrated_gradients(setup, method):
 
 def test_smoothgrad_with_the_same_noise(setup, monkeypatch):
     key, samples, stdev = jax.random.key(5), 3, 0.1
-    ours = _ours(jaxviz.smoothgrad, setup, key=key, samples=samples, stdev=stdev, batch_size=4)
+    ours = _ours(functools.partial(jaxviz.smoothgrad, key), setup, samples=samples, stdev=stdev, batch_size=4)
     noise = np.stack([np.asarray(jaxviz.smoothgrad_noise(key, i, setup["x"].shape, stdev)) for i in range(samples)])
     # Captum adds noise[b * samples + i] to image b (repeat_interleave); ours is noise[i, b].
     torch_noise = to_nchw(noise.transpose(1, 0, 2, 3, 4).reshape((-1,) + setup["x"].shape[1:]))

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxviz import classviz, models
+from jaxviz import models
+from jaxviz.synthesis import classviz
 
 #: Ten fixed classes: goldfish, ostrich, flamingo, Egyptian cat, bee, balloon, basketball, pickup, strawberry, volcano.
 CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)

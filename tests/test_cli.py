@@ -31,7 +31,7 @@ def test_classify_json(capsys, sample, expected):
 
 
 def test_classify_a_file(capsys, tmp_path):
-    from jaxviz import image
+    from jaxviz.io import image
 
     image.save_png(tmp_path / "cat.png", image.sample("chelsea"))
     code, out, _ = run(capsys, "classify", str(tmp_path / "cat.png"), "--json")
@@ -179,3 +179,36 @@ def test_distill_json_prints_exactly_the_three_accuracies(capsys):
     result = json.loads(stdout)
     assert set(result) == {"student_acc", "noise_baseline_acc", "teacher_acc"}
     assert all(0.0 <= v <= 1.0 for v in result.values())
+
+
+def test_help_and_the_parser_import_no_jax():
+    """``jaxviz --help`` and every command's parser load no JAX (they answer at once); the defaults the CLI
+    spells out equal the library's."""
+    script = ("import sys\nfrom jaxviz.cli import build_parser\nbuild_parser()\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax'))\n"
+              "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    for argv in (["--help"], ["saliency", "--help"], ["deepinversion", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "jaxviz.cli", *argv], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage: jaxviz" in proc.stdout
+
+
+def test_cli_defaults_equal_the_library_defaults():
+    from jaxviz import models
+    from jaxviz.cli import _common, datafree, experiments, style, synthesis
+    from jaxviz.experiments import digits_distill, digits_neighbors
+    from jaxviz.style import fast, texture, transfer
+    from jaxviz.synthesis import classviz, inversion
+
+    config = digits_distill.DigitsConfig()
+    assert _common.DEFAULT_MODEL == models.DEFAULT_MODEL
+    assert (synthesis.CLASSVIZ_STEPS, synthesis.INVERT_STEPS, synthesis.INVERT_TV) == (
+        classviz.DEFAULT_STEPS, inversion.DEFAULT_STEPS, inversion.DEFAULT_TV_WEIGHT)
+    assert (style.TEXTURE_STEPS, style.TEXTURE_TV, style.STYLE_STEPS, style.STYLE_CONTENT_WEIGHT, style.STYLE_TV,
+            style.FAST_STEPS, style.FAST_SIZE) == (
+        texture.DEFAULT_STEPS, texture.DEFAULT_TV_WEIGHT, transfer.DEFAULT_STEPS, transfer.DEFAULT_CONTENT_WEIGHT,
+        transfer.DEFAULT_TV_WEIGHT, fast.DEFAULT_STEPS, fast.DEFAULT_SIZE)
+    assert (style.FAST_BATCH, style.FAST_LR) == (fast.DEFAULT_BATCH_SIZE, fast.DEFAULT_LR)
+    assert datafree.DIGITS == {k: getattr(config, k) for k in datafree.DIGITS}
+    assert experiments.DIGITS_SHIFT == digits_neighbors.DIGITS_SHIFT

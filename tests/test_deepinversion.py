@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from jaxviz import deepinversion as di
-from jaxviz import image
+from jaxviz.core import loop
+from jaxviz.datafree import deepinversion as di
+from jaxviz.io import image
 
 from conftest import to_nchw, torch_bn_terms, torch_lite0
 
@@ -66,8 +67,8 @@ def test_learning_rate_warms_up_then_decays():
 SHARDING_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
-    from jaxviz import deepinversion as di
-    from jaxviz.models import digits
+    from jaxviz.datafree import deepinversion as di
+    from jaxviz.models import digits_cnn as digits
     assert jax.device_count() == 8, jax.devices()
     model = digits.build()  # small and BN-rich: the sharded BN statistics are what is under test
     variables = jax.tree.map(lambda a: a.astype(np.float64), model.init(jax.random.key(1), 32))
@@ -98,37 +99,34 @@ def test_eight_simulated_devices_give_the_images_of_one():
 
 
 def _digits_random():
-    from jaxviz.models import digits as digits_model
+    from jaxviz.models import digits_cnn as digits_model
 
     model = digits_model.build()
     return model, model.init(jax.random.key(3), 32)
 
 
-def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_images(tmp_path, monkeypatch):
+def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_images(tmp_path):
     model, variables = _digits_random()
     settings = di.Settings(lr=0.05, warmup=2, jitter=2, flip=False, low_res_fraction=0.5)
     run = dict(size=32, steps=8, settings=settings, chunk=2, progress=False)
     whole = di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], **run)
-    ckpt = tmp_path / "run.npz"
-    real_step, calls = di._step, []
+    ckpt = tmp_path / "run"
 
-    def dies_after_five(*a, **k):
-        if len(calls) == 5:
+    def dies_at_six(step, loss):  # an interruption in the third chunk
+        if step == 6:
             raise KeyboardInterrupt
-        calls.append(1)
-        return real_step(*a, **k)
 
-    monkeypatch.setattr(di, "_step", dies_after_five)
     with pytest.raises(KeyboardInterrupt):
-        di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
-    monkeypatch.setattr(di, "_step", real_step)
-    with np.load(ckpt) as z:
-        assert int(z["step"]) == 4  # the last complete chunk
+        di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, callback=dies_at_six,
+                         **run)
+    assert loop.checkpoint_step(ckpt) == 4  # the last complete chunk
     resumed = di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
     np.testing.assert_allclose(np.asarray(resumed.images), np.asarray(whole.images), atol=1e-6)
     with pytest.raises(ValueError, match="different run"):
         di.deepinversion(jax.random.key(1), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
-    ckpt.write_bytes(b"truncated")
+    for f in ckpt.rglob("*"):  # a damaged checkpoint: every file truncated
+        if f.is_file():
+            f.write_bytes(b"truncated")
     with pytest.raises(ValueError, match="unreadable"):
         di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], checkpoint=ckpt, **run)
 

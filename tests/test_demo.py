@@ -12,7 +12,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from jaxviz import cli, demo, image
+from jaxviz import cli
+from jaxviz.experiments import demo
+from jaxviz.io import image
 
 CHEAP = ("classify", "filters", "activations")
 

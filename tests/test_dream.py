@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import dream, image, render
-from jaxviz import objectives as obj
+from jaxviz.core import loop
+from jaxviz.core import objectives as obj
+from jaxviz.io import image
+from jaxviz.synthesis import dream
 
 LAYERS = ("blocks.3", "blocks.8", "blocks.13")
 
@@ -21,13 +23,13 @@ def test_batch_of_8_images_by_3_layers_compiles_once(lite0):
     model, variables = lite0
     x = _batch(48)
     kwargs = dict(per_layer=True, steps=3, octaves=2, jitter=4, progress=False)
-    before = render._run._cache_size()
-    out = dream.dream(jax.random.key(0), model, variables, x, LAYERS, **kwargs)
-    compiled = render._run._cache_size() - before
+    before = loop.compiled_programs()
+    out = dream.dream(jax.random.key(0), model, variables, x, LAYERS, **kwargs).images
+    compiled = loop.compiled_programs() - before
     assert out.shape == (3, 8, 48, 48, 3)
     assert compiled <= 2  # one program per octave size, shared by all 8 x 3 dreams
-    again = dream.dream(jax.random.key(1), model, variables, x, LAYERS, **{**kwargs, "step_size": 0.02})
-    assert render._run._cache_size() - before == compiled  # new key and step size: no recompile
+    again = dream.dream(jax.random.key(1), model, variables, x, LAYERS, **{**kwargs, "step_size": 0.02}).images
+    assert loop.compiled_programs() - before == compiled  # new key and step size: no recompile
     assert not np.allclose(np.asarray(out), np.asarray(again))
     # Each instance dreamed its own layer: the three results differ.
     assert np.abs(np.asarray(out[0] - out[2])).mean() > 1e-3
@@ -36,7 +38,7 @@ def test_batch_of_8_images_by_3_layers_compiles_once(lite0):
 def test_dream_amplifies_its_layer(lite0):
     model, variables = lite0
     x = _batch(64)[:2]
-    out = dream.dream(jax.random.key(0), model, variables, x, "blocks.8", steps=10, octaves=1, progress=False)
+    out = dream.dream(jax.random.key(0), model, variables, x, "blocks.8", steps=10, octaves=1, progress=False).images
     before = obj.evaluate(obj.dream("blocks.8"), model, variables, x)
     after = obj.evaluate(obj.dream("blocks.8"), model, variables, out)
     assert np.all(np.asarray(after) > 1.1 * np.asarray(before)), (before, after)
@@ -46,7 +48,7 @@ def test_dream_amplifies_its_layer(lite0):
 def test_octave_dream_on_a_512px_image(lite0):
     model, variables = lite0
     x = jnp.asarray(image.sample("astronaut", 512))
-    out = dream.dream(jax.random.key(0), model, variables, x, steps=2, octaves=3, progress=False)
+    out = dream.dream(jax.random.key(0), model, variables, x, steps=2, octaves=3, progress=False).images
     assert out.shape == (1, 512, 512, 3)
     assert np.all(np.isfinite(np.asarray(out)))
     change = np.abs(np.asarray(out[0]) - np.asarray(x)).mean()
@@ -55,8 +57,8 @@ def test_octave_dream_on_a_512px_image(lite0):
 
 def test_dream_from_noise_and_bad_input(lite0):
     model, variables = lite0
-    out = dream.dream(jax.random.key(0), model, variables, None, size=32, batch=2, steps=1, octaves=1,
-                      progress=False)
+    out = dream.dream(jax.random.key(0), model, variables, None, size=32, num_images=2, steps=1, octaves=1,
+                      progress=False).images
     assert out.shape == (2, 32, 32, 3)
     import pytest
 

@@ -113,7 +113,8 @@ def test_runs_with_torch_not_importable(tmp_path):
         import sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import jax.numpy as jnp
-        from jaxviz import image, models
+        from jaxviz import models
+        from jaxviz.io import image
         model, variables = models.load("efficientnet_lite0")
         x = jnp.asarray(image.sample("chelsea", 224))[None]
         print(int(jnp.argmax(model.apply(variables, x))))

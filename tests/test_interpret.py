@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -155,3 +156,11 @@ def test_traces_are_cached_per_shape_and_context(net):
         assert interpret.trace(module.apply, (variables, X), naming=naming) is not graph
     finally:
         POOL_MODE.reset(token)
+
+
+def test_only_the_interpret_package_reads_jax_internals():
+    """JAX's private modules are read in models/interpret/ alone (what the pinned JAX range is tested for)."""
+    root = Path(__file__).resolve().parents[1]
+    users = sorted(str(p.relative_to(root)) for folder in ("jaxviz", "models") for p in (root / folder).rglob("*.py")
+                   if "jax._src" in p.read_text() or "jax.interpreters" in p.read_text())
+    assert users and all(u.startswith("models/interpret/") for u in users), users

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import image, inversion
+from jaxviz.io import image
+from jaxviz.synthesis import inversion
 
 LAYERS = ("stem", "blocks.2", "blocks.5", "blocks.10")
 

@@ -9,10 +9,11 @@ import numpy as np
 import optax
 import pytest
 
-from jaxviz import objectives as obj
-from jaxviz import render
-from jaxviz import transforms as tfm
-from jaxviz.param import Pixel
+from jaxviz.core import loop
+from jaxviz.core import objectives as obj
+from jaxviz.synthesis import render
+from jaxviz.synthesis import transforms as tfm
+from jaxviz.synthesis.param import Pixel
 
 from conftest import tiny_model
 
@@ -132,10 +133,10 @@ def test_render_does_not_recompile_for_new_values_and_is_deterministic():
     kwargs = dict(size=16, param=Pixel(), transform=tfm.standard(16 / 224), optimizer=ASCENT_OPTIMIZER,
                   steps=4, progress=False)
     first = render.render(jax.random.key(3), model, variables, obj.channel("conv2", 1), **kwargs)
-    compiled = render._run._cache_size()
+    compiled = loop.compiled_programs()
     again = render.render(jax.random.key(3), model, variables, obj.channel("conv2", 1), **kwargs)
     other = render.render(jax.random.key(4), model, variables, obj.channel("conv2", 5), **{**kwargs, "steps": 9})
-    assert render._run._cache_size() == compiled
+    assert loop.compiled_programs() == compiled
     np.testing.assert_array_equal(np.asarray(first.images), np.asarray(again.images))  # same key, same bits
     assert not np.array_equal(np.asarray(first.images), np.asarray(other.images))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxviz import plot
-from jaxviz.mask import saliency_to_mask
+from jaxviz.attribution.mask import saliency_to_mask
+from jaxviz.io import plot
 
 MASK_MIN_IOU = 0.8
 

@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxviz import activations, cli, embedding, features, filters, image, models, neighbors, patches
+from jaxviz import cli, models
+from jaxviz.io import image
+from jaxviz.representation import activations, embedding, features, filters, neighbors, patches
 
 from conftest import assert_close_to_max, tiny_model
 
@@ -28,7 +30,7 @@ def test_first_layer_filters_are_the_first_convolution_each_normalized(lite0):
     np.testing.assert_allclose(inner[::3, ::3], (k[..., 5] - k[..., 5].min()) / np.ptp(k[..., 5]), rtol=1e-6)
     assert filters.filter_grid(model, variables).shape[2] == 3
     assert filters.first_conv_kernel(*lite0).shape == (3, 3, 3, 32)
-    from jaxviz.models import digits as digits_model
+    from jaxviz.models import digits_cnn as digits_model
 
     grey = digits_model.build()  # averages RGB to grey first: its filters are grey
     assert filters.first_conv_kernel(grey, grey.init(jax.random.key(0), 32)).shape[2] == 1
@@ -80,14 +82,14 @@ def test_folder_features_are_cached_in_shards_and_resume(tmp_path):
     expected = np.asarray(acts["conv2"]).mean(axis=(1, 2))
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
-        features.extract(model, variables, _Counting(src, fail_at=6), "conv2", batch=2, shard=4, cache_dir=cache)
+        features.extract(model, variables, _Counting(src, fail_at=6), "conv2", batch_size=2, shard=4, cache_dir=cache)
     resumed = _Counting(src)
-    f = features.extract(model, variables, resumed, "conv2", batch=2, shard=4, cache_dir=cache, progress=False)
+    f = features.extract(model, variables, resumed, "conv2", batch_size=2, shard=4, cache_dir=cache, progress=False)
     assert resumed.reads == 6  # the first shard (4 images) came from the cache
     np.testing.assert_allclose(f.features, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(f.labels, src.labels)
     again = _Counting(src)
-    np.testing.assert_array_equal(features.extract(model, variables, again, "conv2", batch=2, shard=4,
+    np.testing.assert_array_equal(features.extract(model, variables, again, "conv2", batch_size=2, shard=4,
                                                    cache_dir=cache).features, f.features)
     assert again.reads == 0
     with pytest.raises(ValueError, match="no such folder"):
@@ -101,7 +103,7 @@ def test_tfds_data_source_path_with_mock_data():
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         src = features.TfdsSource("cifar10", split="train", size=32)
         assert len(src) == 12
-        f = features.extract(model, variables, src, "avgpool", batch=5, progress=False)
+        f = features.extract(model, variables, src, "avgpool", batch_size=5, progress=False)
         img, label = src[3]
     assert f.features.shape == (12, 8) and img.shape == (32, 32, 3) and 0 <= img.min() <= img.max() <= 1
     assert set(f.labels.tolist()) <= set(range(10)) and f.labels[3] == label
@@ -141,7 +143,7 @@ def test_pca_and_tsne_separate_two_blobs_and_scatter_draws_them():
 def test_top_patches_are_receptive_field_crops_at_the_maxima():
     model, variables = tiny_model(32)
     images = np.random.default_rng(3).uniform(size=(12, 32, 32, 3)).astype(np.float32)
-    p = patches.top_patches(model, variables, images, "conv2", channel=1, k=4, batch=5)
+    p = patches.top_patches(model, variables, images, "conv2", channel=1, k=4, batch_size=5)
     _, acts = model.apply(variables, jnp.asarray(images), capture=("conv2",))
     a = np.asarray(acts["conv2"][..., 1])
     best = a.reshape(12, -1).max(1)

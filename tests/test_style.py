@@ -13,9 +13,14 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from jaxviz import cli, fast_style, gram, image, models, style
+from jaxviz import cli, models
+from jaxviz.io import image
+from jaxviz.style import fast as fast_style
+from jaxviz.style import gram
+from jaxviz.style import transfer as style
 
 from conftest import tiny_model
 
@@ -109,7 +114,7 @@ def test_style_transfer_keeps_the_content_and_takes_the_style(capsys, tmp_path):
 def test_lbfgs_scales_and_color_preservation():
     model, variables = tiny_model(32)  # the options' mechanics; the Lite0 runs above check the results
     content, painting = image.sample("chelsea", 32), image.sample("immunohistochemistry", 48)
-    r = style.transfer(jax.random.key(0), model, variables, content, painting, steps=5, optimizer_name="lbfgs",
+    r = style.transfer(jax.random.key(0), model, variables, content, painting, steps=5, optimizer=optax.lbfgs(),
                        scales=(0.5, 1.0), preserve_colors=True, progress=False)
     assert r.images.shape == (1, 32, 32, 3) and [s for s, _ in r.history] == [5, 10]
     assert r.style_loss_end[0] < r.style_loss_start[0]
@@ -119,7 +124,7 @@ def test_lbfgs_scales_and_color_preservation():
     assert inside.mean() > 0.9
     np.testing.assert_allclose((out @ yiq[1:].T)[inside], (content @ yiq[1:].T)[inside], atol=1e-4)
     with pytest.raises(ValueError, match="optimizer"):
-        style.transfer(jax.random.key(0), model, variables, content, painting, optimizer_name="sgd")
+        style.transfer(jax.random.key(0), model, variables, content, painting, optimizer="sgd")
     with pytest.raises(ValueError, match="NaN"):
         style.transfer(jax.random.key(0), model, variables, content * np.nan, painting)
 
@@ -128,7 +133,7 @@ def test_fast_style_network_stylizes_256px_in_one_pass(lite0, tmp_path):
     model, variables = lite0
     painting = image.sample("immunohistochemistry", 144)
     r = fast_style.train(jax.random.key(0), model, variables, painting, fast_style.builtin_images(96), steps=100,
-                         size=96, batch=2, lr=1e-2, progress=False)
+                         size=96, batch_size=2, progress=False)
     assert r.losses[100] < 0.85 * r.losses[10]
     path = fast_style.save(tmp_path / "net.npz", r.stylizer)
     stylizer = fast_style.load(path)
@@ -160,7 +165,7 @@ def test_interrupted_training_resumes_with_the_same_losses(tmp_path):
     model, variables = tiny_model(32)
     photos = np.random.default_rng(0).uniform(size=(3, 32, 32, 3)).astype(np.float32)
     painting = image.sample("gravel", 32)
-    kwargs = dict(steps=6, size=32, batch=2, net=fast_style.TransformNet((4, 8, 8), 1), style_weight=1e3,
+    kwargs = dict(steps=6, size=32, batch_size=2, net=fast_style.TransformNet((4, 8, 8), 1), style_weight=1e3,
                   style_layers=("conv1", "conv2"), content_layer="conv2", progress=False)
     straight = fast_style.train(jax.random.key(1), model, variables, painting, photos, callback=lambda *a: None,
                                 **kwargs).losses
@@ -171,17 +176,17 @@ def test_interrupted_training_resumes_with_the_same_losses(tmp_path):
 
     ckpt = tmp_path / "ckpt"
     with pytest.raises(_Interrupt):
-        fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint_dir=ckpt,
+        fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint=ckpt,
                          checkpoint_every=3, callback=stop_at_4, **kwargs)
-    resumed = fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint_dir=ckpt,
+    resumed = fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint=ckpt,
                                checkpoint_every=3, callback=lambda *a: None, **kwargs)
     assert resumed.resumed_from == 3 and sorted(resumed.losses) == [4, 5, 6]
     np.testing.assert_allclose([resumed.losses[s] for s in (4, 5, 6)], [straight[s] for s in (4, 5, 6)],
                                rtol=1e-6)
     assert straight[6] != straight[4]  # the losses move: equality above is not trivial
     with pytest.raises(ValueError, match="different training run"):
-        fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint_dir=ckpt,
-                         **{**kwargs, "batch": 3})
+        fast_style.train(jax.random.key(1), model, variables, painting, photos, checkpoint=ckpt,
+                         **{**kwargs, "batch_size": 3})
 
 
 def test_cli_trains_and_stylizes_and_rejects_bad_input(capsys, tmp_path):

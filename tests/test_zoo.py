@@ -86,7 +86,7 @@ def test_alexnet_first_layer_is_64_filters_of_11x11x3():
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_lite_real_weights_classify_the_photos(name):
     model, variables = models.load(name)
-    x = np.stack([jaxviz.image.sample(s, model.input_size) for s in ("chelsea", "coffee")])
+    x = np.stack([jaxviz.io.image.sample(s, model.input_size) for s in ("chelsea", "coffee")])
     top = np.asarray(jnp.argmax(jax.jit(model.apply)(variables, jnp.asarray(x)), -1))
     assert top[0] in CAT_CLASSES and top[1] in COFFEE_CLASSES
 

@@ -1,0 +1,95 @@
+"""The attribution command: ``saliency`` (any method, as a PNG next to the image)."""
+
+from __future__ import annotations
+
+import json
+
+from jaxviz.cli._common import image_args, load_input, model_args
+
+SALIENCY_METHODS = ("vanilla", "guided", "deconvnet", "smoothgrad", "ig", "occlusion", "cam", "gradcam")
+
+
+def _attribute(args, model, variables, x, target):
+    """Runs the chosen method; returns (H, W, 3) picture tile and the raw map."""
+    import functools
+
+    import jax
+    import numpy as np
+
+    import jaxviz
+    from jaxviz.io import plot
+
+    methods = {
+        "vanilla": jaxviz.saliency,
+        "guided": jaxviz.guided_backprop,
+        "deconvnet": jaxviz.deconvnet,
+        "smoothgrad": functools.partial(jaxviz.smoothgrad, jax.random.key(args.seed), samples=args.samples),
+        "ig": functools.partial(jaxviz.integrated_gradients, steps=args.steps),
+        "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride),
+        "cam": jaxviz.cam,
+        "gradcam": functools.partial(jaxviz.grad_cam, layer=args.layer),
+    }
+    maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
+    if args.method in ("cam", "gradcam"):
+        return plot.overlay(np.asarray(x[0]), maps), maps
+    if args.method in ("guided", "deconvnet"):
+        return plot.signed(maps), maps
+    return plot.overlay(np.asarray(x[0]), np.asarray(jaxviz.reduce_channels(maps[None]))[0]), maps
+
+
+def cmd_saliency(args) -> None:
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxviz import models
+    from jaxviz.core.objectives import Neuron
+    from jaxviz.io import image, labels
+
+    model = models.build(args.model)
+    if args.layer is not None:
+        models.check_names(args.layer, model.layers)
+    if args.method == "cam" and args.layer is not None:
+        raise ValueError("--method cam uses the model's last spatial layer; use --method gradcam for --layer")
+    img = load_input(args, model.input_size)
+    model, variables = models.load(args.model, args.weights)
+    x = jnp.asarray(img)[None]
+    start = time.perf_counter()
+    if args.target is None:
+        args.target = int(jnp.argmax(jax.jit(model.apply)(variables, x)[0]))
+    if not 0 <= args.target < model.num_classes:
+        raise ValueError(f"--target must be a class index in [0, {model.num_classes}), got {args.target}")
+    target = args.target
+    if args.layer is not None and args.method not in ("gradcam",):
+        target = Neuron(args.layer, args.channel)  # explain one unit of a mid-level layer
+    tile, maps = _attribute(args, model, variables, x, target)
+    if not np.all(np.isfinite(maps)):
+        raise ValueError(f"{args.method} produced non-finite values")
+    seconds = time.perf_counter() - start
+    name = labels.labels_for(model)[args.target]
+    what = f"{args.layer}[{args.channel}]" if isinstance(target, Neuron) else name
+    caption = f"{args.method}: {what}"
+    image.save_png(args.out, image.grid([img, tile], ["input", caption], cols=2, label_height=16))
+    summary = {"method": args.method, "model": model.name, "target": args.target, "label": name,
+               "layer": args.layer, "out": str(args.out), "seconds": round(seconds, 3)}
+    print(json.dumps(summary) if args.json else f"wrote {args.out} ({args.method}, {name}, {seconds:.1f} s)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("saliency", help="what the network looks at: an attribution map as a PNG")
+    image_args(p)
+    model_args(p)
+    p.add_argument("--method", choices=SALIENCY_METHODS, default="vanilla")
+    p.add_argument("--target", type=int, default=None, help="class index (default: the top prediction)")
+    p.add_argument("--layer", default=None, help="gradcam: the layer; other methods: explain --channel of it")
+    p.add_argument("--channel", type=int, default=0, help="with --layer: which channel")
+    p.add_argument("--samples", type=int, default=25, help="smoothgrad: noisy samples")
+    p.add_argument("--steps", type=int, default=50, help="ig: quadrature steps")
+    p.add_argument("--patch", type=int, default=32, help="occlusion: patch side in pixels")
+    p.add_argument("--stride", type=int, default=16, help="occlusion: stride in pixels")
+    p.add_argument("--seed", type=int, default=0, help="smoothgrad: PRNG seed")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_saliency)

@@ -1,0 +1,179 @@
+"""The style commands: ``texture``, ``style`` (Gatys), ``train-style`` and ``stylize`` (fast style transfer)."""
+
+from __future__ import annotations
+
+from jaxviz.cli._common import key, model_args, optimizer, out_args, positive, report
+
+#: the library's defaults (jaxviz.style.texture / transfer / fast; a test keeps them equal).
+TEXTURE_STEPS, TEXTURE_TV = 100, 100.0
+STYLE_STEPS, STYLE_CONTENT_WEIGHT, STYLE_TV = 100, 1.0, 10.0
+FAST_STEPS, FAST_SIZE, FAST_BATCH, FAST_LR = 300, 128, 4, 1e-2
+
+
+def _load_model(args):
+    """Checks the size and steps flags, then loads the model."""
+    from jaxviz import models
+
+    models.build(args.model)  # the name first, before any heavy work
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    if args.size is not None and args.size < 16:
+        raise ValueError(f"--size must be at least 16, got {args.size}")
+    return models.load(args.model, args.weights)
+
+
+def cmd_texture(args) -> None:
+    import time
+
+    from jaxviz.io import image
+    from jaxviz.style import texture
+
+    model, variables = _load_model(args)
+    source = image.load_image(args.source)
+    if args.source_size:
+        source = image.prepare(source, args.source_size)
+    size = args.size or min(source.shape[:2])
+    start = time.perf_counter()
+    r = texture.synthesize(key(args), model, variables, source, size=size, steps=args.steps,
+                           optimizer=optimizer(args.optimizer, texture.DEFAULT_OPTIMIZER), tv_weight=args.tv,
+                           progress=None)
+    image.save_png(args.out, r.images[0])
+    seconds = time.perf_counter() - start
+    summary = {"style_loss_start": float(r.style_loss_start[0]), "style_loss_end": float(r.style_loss_end[0])}
+    report(args, summary, f"wrote {args.out} ({size}x{size} texture, style loss {summary['style_loss_start']:.4g}"
+                          f" -> {summary['style_loss_end']:.4g}, {seconds:.1f} s)")
+
+
+def cmd_style(args) -> None:
+    import time
+
+    from jaxviz.io import image
+    from jaxviz.style import gram
+    from jaxviz.style import transfer as style
+
+    positive(args.style_scale, "--style-scale")
+    model, variables = _load_model(args)
+    content = image.load_image(args.content, args.size or model.input_size)
+    painting = image.load_image(args.style)
+    scales = tuple(float(f) for f in args.scales.split(","))
+    start = time.perf_counter()
+    r = style.transfer(key(args), model, variables, content, painting, style_weight=args.style_weight,
+                       content_weight=args.content_weight, tv_weight=args.tv, style_scale=args.style_scale,
+                       scales=scales, steps=args.steps, optimizer=optimizer(args.optimizer, style.DEFAULT_OPTIMIZER),
+                       preserve_colors=args.preserve_color, progress=None)
+    image.save_png(args.out, r.images[0])
+    seconds = time.perf_counter() - start
+    layer = gram.default_layers(model).content
+    to_style = style.content_loss_of(model, variables, r.images, painting, layer)
+    summary = {"style_loss_start": float(r.style_loss_start[0]), "style_loss_end": float(r.style_loss_end[0]),
+               "content_loss_to_content": float(r.content_loss[0]), "content_loss_to_style": float(to_style[0])}
+    report(args, summary, f"wrote {args.out} (style loss {summary['style_loss_start']:.4g} -> "
+                          f"{summary['style_loss_end']:.4g}; content loss at {layer}: "
+                          f"{summary['content_loss_to_content']:.4g} to the content, "
+                          f"{summary['content_loss_to_style']:.4g} to the style; {seconds:.1f} s)")
+
+
+def cmd_train_style(args) -> None:
+    import shutil
+    import time
+    from pathlib import Path
+
+    from jaxviz.io import image
+    from jaxviz.style import fast
+
+    model, variables = _load_model(args)
+    size = args.size or fast.DEFAULT_SIZE
+    if size % 4:
+        raise ValueError(f"--size must be a multiple of 4, got {size}")
+    painting = image.load_image(args.style)
+    photos = image.load_folder(args.images, size) if args.images else fast.builtin_images(size)
+    out = Path(args.out)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".checkpoints")
+    start = time.perf_counter()
+    lr = None if args.lr == FAST_LR else args.lr
+    r = fast.train(key(args), model, variables, painting, photos, steps=args.steps, size=size,
+                   batch_size=args.batch_size, optimizer=optimizer("adam", fast.DEFAULT_OPTIMIZER, lr),
+                   style_weight=args.style_weight, checkpoint=checkpoints, checkpoint_every=args.checkpoint_every,
+                   progress=None)
+    fast.save(out, r.stylizer)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    last = max(r.losses) if r.losses else r.resumed_from
+    summary = {"out": str(out), "steps": args.steps, "resumed_from": r.resumed_from, "images": len(photos),
+               "final_loss": r.losses.get(last), "seconds": round(seconds, 3)}
+    resumed = f", resumed from step {r.resumed_from}" if r.resumed_from else ""
+    report(args, summary, f"wrote {out} ({args.steps} steps on {len(photos)} images{resumed}, {seconds:.1f} s)")
+
+
+def cmd_stylize(args) -> None:
+    import time
+
+    from jaxviz.io import image
+    from jaxviz.style import fast
+
+    stylizer = fast.load(args.model_file)
+    img = image.load_image(args.image, args.size) if args.size else image.load_image(args.image)
+    start = time.perf_counter()
+    out = fast.stylize(stylizer, img)
+    image.save_png(args.out, out)
+    seconds = time.perf_counter() - start
+    report(args, {"out": str(args.out), "height": int(out.shape[0]), "width": int(out.shape[1]),
+                  "seconds": round(seconds, 3)},
+           f"wrote {args.out} ({out.shape[1]}x{out.shape[0]}, one forward pass, {seconds:.2f} s)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("texture", help="texture synthesis: a new image (any size) with the texture of SOURCE")
+    p.add_argument("source", help="path to the texture image")
+    model_args(p)
+    p.add_argument("--size", type=int, default=None, help="output side in pixels (default: the source's short side)")
+    p.add_argument("--source-size", type=int, default=None, help="first resize and crop the source to this side")
+    p.add_argument("--steps", type=int, default=TEXTURE_STEPS, help=f"optimizer steps (default {TEXTURE_STEPS})")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--tv", type=float, default=TEXTURE_TV, help=f"total-variation weight (default {TEXTURE_TV})")
+    out_args(p, json_help='print {"style_loss_start", "style_loss_end"}')
+    p.set_defaults(func=cmd_texture)
+
+    p = sub.add_parser("style", help="style transfer (Gatys): CONTENT painted in the style of STYLE")
+    p.add_argument("content", help="path to the content image")
+    p.add_argument("style", help="path to the style image")
+    model_args(p)
+    p.add_argument("--size", type=int, default=None, help="content side in pixels (default: the model's)")
+    p.add_argument("--style-weight", type=float, default=None,
+                   help="weight of the style loss (default: the network's, 10 on EfficientNet-Lite, 1e6 on VGG)")
+    p.add_argument("--content-weight", type=float, default=STYLE_CONTENT_WEIGHT)
+    p.add_argument("--tv", type=float, default=STYLE_TV, help=f"total-variation weight (default {STYLE_TV})")
+    p.add_argument("--style-scale", type=float, default=1.0,
+                   help="the style's short side as a multiple of the content's (default 1); sets the brush size")
+    p.add_argument("--scales", default="1", help="coarse-to-fine fractions of the size, e.g. 0.5,1 (default 1)")
+    p.add_argument("--steps", type=int, default=STYLE_STEPS,
+                   help=f"optimizer steps per scale (default {STYLE_STEPS})")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    out_args(p, json_help='print {"style_loss_start", "style_loss_end", "content_loss_to_content", '
+                          '"content_loss_to_style"}')
+    p.set_defaults(func=cmd_style)
+
+    p = sub.add_parser("train-style", help="fast style transfer: train a feed-forward network for STYLE")
+    p.add_argument("style", help="path to the style image")
+    p.add_argument("--images", default=None, help="folder of training images (default: the bundled photos)")
+    model_args(p)
+    p.add_argument("--steps", type=int, default=FAST_STEPS, help=f"training steps (default {FAST_STEPS})")
+    p.add_argument("--size", type=int, default=None, help=f"training crop side (default {FAST_SIZE})")
+    p.add_argument("--batch-size", "--batch", type=int, default=FAST_BATCH,
+                   help=f"images per step (default {FAST_BATCH})")
+    p.add_argument("--lr", type=float, default=FAST_LR, help=f"Adam learning rate (default {FAST_LR})")
+    p.add_argument("--style-weight", type=float, default=None, help="weight of the style loss (default: the network's)")
+    p.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints (default: MODEL.checkpoints); an "
+                                                          "interrupted run resumes from there")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
+    out_args(p, out_help="the trained network (.npz) to write")
+    p.set_defaults(func=cmd_train_style)
+
+    p = sub.add_parser("stylize", help="fast style transfer: stylize IMAGE with a trained network, one forward pass")
+    p.add_argument("model_file", metavar="MODEL", help="a network written by `jaxviz train-style`")
+    p.add_argument("image", help="path to the image")
+    p.add_argument("--size", type=int, default=None, help="resize and crop to this side first (default: as is)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_stylize)

@@ -1,0 +1,156 @@
+"""The synthesis commands: ``dream``, ``classviz``, ``fool`` and ``invert``."""
+
+from __future__ import annotations
+
+import sys
+
+from jaxviz.cli._common import check_class, image_args, key, label, layer_list, load_input, model_args, out_args, report
+
+#: the library's defaults (jaxviz.synthesis.classviz / inversion; a test keeps them equal), here so that
+#: ``--help`` needs no JAX.
+CLASSVIZ_STEPS = 128
+INVERT_STEPS = 200
+INVERT_TV = 0.02
+
+
+def cmd_dream(args) -> None:
+    import time
+
+    import jax.numpy as jnp
+
+    from jaxviz import models
+    from jaxviz.io import image
+    from jaxviz.synthesis import dream
+
+    model = models.build(args.model)
+    layers = layer_list(args.layer or dream.default_layer(model), model)
+    size = args.size or model.input_size
+    img = None if args.image is None and args.sample is None else jnp.asarray(load_input(args, size))
+    model, variables = models.load(args.model, args.weights)
+    start = time.perf_counter()
+    out = dream.dream(key(args), model, variables, img, layers, size=size, steps=args.steps,
+                      step_size=args.step_size, octaves=args.octaves, jitter=args.jitter, progress=None)
+    image.save_png(args.out, out.images[0])
+    seconds = time.perf_counter() - start
+    report(args, {"out": str(args.out), "layers": list(layers), "seconds": round(seconds, 3)},
+           f"wrote {args.out} (DeepDream at {', '.join(layers)}, {seconds:.1f} s)")
+
+
+def cmd_classviz(args) -> None:
+    import time
+
+    from jaxviz import models
+    from jaxviz.io import image
+    from jaxviz.synthesis import classviz
+
+    model = models.build(args.model)
+    check_class(model, args.target)
+    model, variables = models.load(args.model, args.weights)
+    start = time.perf_counter()
+    out = classviz.class_visualization(key(args), model, variables, args.target, method=args.method,
+                                       steps=args.steps, size=args.size, progress=None)
+    picture = out.images[0, 0]
+    image.save_png(args.out, image.grid([picture], [f"{args.target} {label(model, args.target)}"], cols=1,
+                                        label_height=16))
+    seconds = time.perf_counter() - start
+    report(args, {"out": str(args.out), "target": args.target, "logit": out.history[-1][1],
+                  "seconds": round(seconds, 3)},
+           f"wrote {args.out} (class {args.target} {label(model, args.target)}, {seconds:.1f} s)")
+
+
+def cmd_fool(args) -> None:
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxviz import models
+    from jaxviz.io import image
+    from jaxviz.synthesis import adversarial
+
+    model = models.build(args.model)
+    check_class(model, args.target)
+    if not 0 < args.eps <= 255:
+        raise ValueError(f"--eps is in 0-255 pixel levels, got {args.eps}")
+    img = jnp.asarray(load_input(args, model.input_size))[None]
+    model, variables = models.load(args.model, args.weights)
+    r = adversarial.fool(model, variables, img, args.target, eps=args.eps / 255, step_size=args.step / 255,
+                         max_steps=args.max_steps)
+    x, fooled = np.asarray(img[0]), np.asarray(r.images[0])
+    delta = np.clip(0.5 + (fooled - x) * (0.5 / max(float(r.linf[0]), 1e-12)), 0, 1)
+    pred = int(r.pred[0])
+    image.save_png(args.out, image.grid([x, fooled, delta], ["input", f"-> {pred} {label(model, pred)}",
+                                                             "difference (amplified)"], cols=3, label_height=16))
+    summary = {"pred": pred, "linf": float(r.linf[0]), "l2": float(r.l2[0]), "steps": int(r.steps[0])}
+    report(args, summary, f"wrote {args.out}: predicted {pred} {label(model, pred)} after {summary['steps']} "
+                          f"steps, Linf {summary['linf'] * 255:.1f}/255, L2 {summary['l2']:.3f}")
+    if pred != args.target:
+        print(f"jaxviz: target {args.target} not reached in {args.max_steps} steps", file=sys.stderr)
+
+
+def cmd_invert(args) -> None:
+    import time
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxviz import models
+    from jaxviz.io import image
+    from jaxviz.synthesis import inversion
+
+    model = models.build(args.model)
+    layers = layer_list(args.layer, model)
+    img = jnp.asarray(load_input(args, args.size or model.input_size))
+    model, variables = models.load(args.model, args.weights)
+    start = time.perf_counter()
+    out = inversion.invert(key(args), model, variables, img, layers, steps=args.steps, tv_weight=args.tv,
+                           progress=None)
+    recon = [np.asarray(out.images[i, 0]) for i in range(len(layers))]
+    image.save_png(args.out, image.grid([np.asarray(img)] + recon, ["input"] + list(layers),
+                                        cols=len(layers) + 1, label_height=16))
+    errors = {n: float(np.mean((r - np.asarray(img)) ** 2)) for n, r in zip(layers, recon, strict=True)}
+    seconds = time.perf_counter() - start
+    report(args, {"out": str(args.out), "mse": errors, "seconds": round(seconds, 3)},
+           f"wrote {args.out} (inverted {', '.join(layers)}, {seconds:.1f} s)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("dream", help="DeepDream: amplify what a layer sees (no image: dream from noise)")
+    image_args(p, required=False)
+    model_args(p)
+    p.add_argument("--layer", default=None, help="layer(s), comma-separated (default: a mid-level layer)")
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
+    p.add_argument("--steps", type=int, default=10, help="steps per octave (default 10)")
+    p.add_argument("--step-size", type=float, default=0.01, help="step in mean-gradient units (default 0.01)")
+    p.add_argument("--octaves", type=int, default=4, help="number of scales (default 4)")
+    p.add_argument("--jitter", type=int, default=16, help="random roll in pixels (default 16)")
+    out_args(p)
+    p.set_defaults(func=cmd_dream)
+
+    p = sub.add_parser("classviz", help="class-model visualization: an image the model finds most typical of a class")
+    model_args(p)
+    p.add_argument("--target", type=int, required=True, help="class index")
+    p.add_argument("--method", choices=("fourier", "pixel"), default="fourier",
+                   help="fourier: Lucid-style (default); pixel: Simonyan + Yosinski regularizers")
+    p.add_argument("--steps", type=int, default=CLASSVIZ_STEPS, help=f"optimizer steps (default {CLASSVIZ_STEPS})")
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
+    out_args(p)
+    p.set_defaults(func=cmd_classviz)
+
+    p = sub.add_parser("fool", help="a fooling image: change the prediction to --target within an Linf budget")
+    image_args(p)
+    model_args(p)
+    p.add_argument("--target", type=int, required=True, help="class to reach")
+    p.add_argument("--eps", type=float, default=8.0, help="Linf budget in 0-255 pixel levels (default 8)")
+    p.add_argument("--step", type=float, default=1.0, help="step in 0-255 pixel levels (default 1)")
+    p.add_argument("--max-steps", type=int, default=100, help="give up after this many steps (default 100)")
+    out_args(p, json_help='print {"pred", "linf", "l2", "steps"} (linf and l2 in [0, 1] units)')
+    p.set_defaults(func=cmd_fool)
+
+    p = sub.add_parser("invert", help="feature inversion: reconstruct an image from a layer's activations")
+    image_args(p)
+    model_args(p)
+    p.add_argument("--layer", required=True, help="layer(s), comma-separated")
+    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
+    p.add_argument("--steps", type=int, default=INVERT_STEPS, help=f"optimizer steps (default {INVERT_STEPS})")
+    p.add_argument("--tv", type=float, default=INVERT_TV, help=f"total-variation weight (default {INVERT_TV})")
+    out_args(p)
+    p.set_defaults(func=cmd_invert)

@@ -1,0 +1,56 @@
+"""Texture synthesis (Gatys, Ecker & Bethge, NeurIPS 2015).
+
+A new image, of any size, whose Gram matrices at several layers match a source
+texture's: start from uniform noise and minimize the style loss alone
+(:func:`jaxviz.style.gram.style_loss`), with L-BFGS or Adam, through the loop style
+transfer uses (:mod:`jaxviz.style`). Gram matrices are averages over positions,
+so the result may be larger than the source: the texture, not the picture, is
+what carries over. scikit-image's brick, grass and gravel are good sources
+(``jaxviz.io.image.sample("brick")``).
+
+Example:
+    >>> r = synthesize(jax.random.key(0), model, variables, image.sample("gravel", 224), size=320)  # doctest: +SKIP
+    >>> float(r.style_loss_end[0] / r.style_loss_start[0]) < 0.05                                    # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from jaxviz.style import transfer
+
+__all__ = ["synthesize", "DEFAULTS", "DEFAULT_STEPS", "DEFAULT_TV_WEIGHT", "DEFAULT_OPTIMIZER"]
+
+DEFAULT_STEPS = 100
+DEFAULT_TV_WEIGHT = 100.0  # without it Lite0 (stride-2 stem) leaves colourful pixel noise it cannot see
+#: Adam, 0.05 on [0, 1] pixels; ``optax.lbfgs()`` works too.
+DEFAULT_OPTIMIZER = optax.adam(0.05)
+#: a texture's settings: the style loss alone (weight 1), total variation, from noise.
+DEFAULTS = transfer.Settings(style_weight=1.0, content_weight=0.0, tv_weight=DEFAULT_TV_WEIGHT, init="noise")
+
+
+def synthesize(key: jax.Array, model, variables, source, settings: transfer.Settings | None = None, *,
+               size: int | tuple[int, int] | None = None, num_images: int = 1, steps: int = DEFAULT_STEPS,
+               optimizer: optax.GradientTransformation = DEFAULT_OPTIMIZER, progress: bool | None = None,
+               **overrides) -> transfer.Result:
+    """``num_images`` new (size x size) images with the texture of ``source`` ((H, W, 3) in [0, 1]).
+
+    Args:
+        key: PRNG key of the noise start (one image each).
+        settings: :class:`~jaxviz.style.transfer.Settings` (default :data:`DEFAULTS`), or its fields as keyword
+            ``overrides``: ``style_layers``, ``layer_weights``, ``tv_weight``, ``scales`` (coarse to fine, as in
+            :func:`jaxviz.style.transfer.transfer`).
+        size: output side, or (height, width); default the source's size.
+        steps: optimizer steps per scale.
+        optimizer: an optax optimizer (default Adam 0.05; ``optax.lbfgs()``).
+    """
+    settings = transfer.with_overrides(settings, overrides, DEFAULTS)
+    source = transfer.check_images(source, "source")[:1]
+    size = source.shape[1:3] if size is None else (size, size) if isinstance(size, int) else tuple(size)
+    if min(size) < 16 or num_images < 1:
+        raise ValueError(f"size must be at least 16 px and num_images at least 1, got size {size}, "
+                         f"num_images {num_images}")
+    return transfer.gram_optimize(key, model, variables, None, source, settings, size=size, num_images=num_images,
+                                  steps=steps, optimizer=optimizer, progress=progress, desc="texture")
