@@ -247,8 +247,8 @@ class NnxNet(nnx.Module):
 
 def nnx_case():
     net = NnxNet(nnx.Rngs(3))
-    net.bn1.mean.value, net.bn1.var.value = _randomize_stats(jax.random.key(3), net.bn1.mean.value,
-                                                              net.bn1.var.value)
+    mean, var = _randomize_stats(jax.random.key(3), net.bn1.mean[...], net.bn1.var[...])
+    net.bn1.mean[...], net.bn1.var[...] = mean, var
     net.eval()
     model, variables = models.from_nnx(net, input_size=SIZE)
     graphdef, _ = nnx.split(net)

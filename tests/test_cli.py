@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -81,6 +82,35 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["dream", "--size", "0"], "jaxviz dream: --size must be >= 32, got 0"),
+    (["classviz", "--target", "1", "--size", "0"], "jaxviz classviz: --size must be >= 32, got 0"),
+    (["dream", "--steps", "-3"], "jaxviz dream: --steps must be >= 1, got -3"),
+    (["dream", "--octaves", "two"], "jaxviz dream: --octaves must be an integer, got 'two'"),
+    (["saliency", "--sample", "chelsea", "--samples", "0"], "jaxviz saliency: --samples must be >= 1, got 0"),
+    (["texture", "t.png", "--tv", "-1"], "jaxviz texture: --tv must be >= 0, got -1.0"),
+    (["train-style", "s.png", "--batch", "0"], "jaxviz train-style: --batch-size must be >= 1, got 0"),
+    (["demo", "--scale", "0"], "jaxviz demo: --scale must be > 0, got 0.0"),
+    (["deepinversion", "--targets", "1", "--lr", "nan"], "jaxviz deepinversion: --lr must be a number, got 'nan'"),
+])
+def test_numeric_flags_are_range_checked_with_the_flag_named(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path / "x"))
+    assert (code, out, err.strip()) == (2, "", message)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_mistake_is_answered_in_under_2_s_without_importing_jax(tmp_path):
+    """`jaxviz classify missing.png` checks the file before JAX or the model loads (benchmarks/cli.py times it)."""
+    script = ("import sys\nfrom jaxviz.cli import main\ncode = main(['classify', sys.argv[1]])\n"
+              "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'optax')))")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "missing.png")], capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    assert proc.stdout.strip() == "2 []" and proc.stderr.strip().endswith("missing.png: no such file")
+    assert proc.stderr.count("\n") == 1 and wall < 2.0, (proc.stderr, wall)
+
+
 @pytest.mark.parametrize("argv", [
     ["--method", "vanilla"],
     ["--method", "gradcam", "--layer", "blocks.12", "--target", "281"],
@@ -147,18 +177,6 @@ def test_synthesis_mistakes(capsys, tmp_path, argv, message):
     assert not (tmp_path / "s.png").exists()
 
 
-def test_deepinversion_writes_one_png_per_target_and_a_summary(capsys, tmp_path):
-    code, stdout, _ = run(capsys, "deepinversion", "--targets", "1,goldfish,Ostrich", "--size", "32", "--steps", "2",
-                          "--out", str(tmp_path), "--json")
-    assert code == 0, stdout
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["000_goldfish.png", "001_goldfish.png", "002_ostrich.png", "summary.json"]
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary == json.loads(stdout)
-    assert [r["target"] for r in summary["images"]] == [1, 1, 9] and summary["steps"] == 2
-    assert Image.open(tmp_path / "002_ostrich.png").size == (32, 32)
-
-
 @pytest.mark.parametrize("argv, message", [
     (["deepinversion", "--targets", "1,unicorn"], "neither a class index"),
     (["deepinversion", "--targets", "1000"], "class index"),
@@ -189,9 +207,23 @@ def test_help_and_the_parser_import_no_jax():
               "print(heavy)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    for argv in (["--help"], ["saliency", "--help"], ["deepinversion", "--help"]):
+    for argv in (["--help"], ["saliency", "--help"], ["deepinversion", "--help"], []):
         proc = subprocess.run([sys.executable, "-m", "jaxviz.cli", *argv], capture_output=True, text=True)
-        assert proc.returncode == 0 and "usage: jaxviz" in proc.stdout
+        assert proc.returncode == 0 and "usage: jaxviz" in proc.stdout, argv
+        assert argv or ("deepinversion" in proc.stdout and "train-style" in proc.stdout)  # bare: the commands
+    version = subprocess.run([sys.executable, "-m", "jaxviz.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("jaxviz ")
+
+
+def test_help_shows_defaults_the_default_layer_per_model_methods_and_examples():
+    from jaxviz.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices
+    dream, saliency, steps = sub["dream"].format_help(), sub["saliency"].format_help(), "(default: 10)"
+    assert steps in " ".join(dream.split()) and "resnet50: layer3.2" in " ".join(dream.split())
+    assert "occlusion: the score drop" in " ".join(saliency.split())
+    for name, parser in sub.items():
+        assert "examples:\n  jaxviz " + name in parser.format_help(), name
 
 
 def test_cli_defaults_equal_the_library_defaults():
@@ -212,3 +244,17 @@ def test_cli_defaults_equal_the_library_defaults():
     assert (style.FAST_BATCH, style.FAST_LR) == (fast.DEFAULT_BATCH_SIZE, fast.DEFAULT_LR)
     assert datafree.DIGITS == {k: getattr(config, k) for k in datafree.DIGITS}
     assert experiments.DIGITS_SHIFT == digits_neighbors.DIGITS_SHIFT
+    from jaxviz.experiments import demo
+
+    assert experiments.DEMO_SECTIONS == tuple(s.name for s in demo.SECTIONS)
+
+
+def test_the_zoo_table_the_cli_checks_against_equals_the_models():
+    """jaxviz/cli/zoo.json (regenerate: python -m jaxviz.cli._zoo) is what jaxviz.models says."""
+    from jaxviz import models
+    from jaxviz.cli import _zoo
+
+    assert _zoo.names() == models.available()
+    for name in models.available():
+        assert _zoo.info(name)._asdict() == {"name": name, **{k: tuple(v) if isinstance(v, list) else v
+                                                               for k, v in _zoo.describe(name).items()}}, name

@@ -20,6 +20,25 @@ def test_any_mode_loads_as_rgb_in_unit_range(tmp_path, mode):
     assert 0.0 <= arr.min() and arr.max() <= 1.0
 
 
+def test_16_bit_greyscale_is_scaled_by_65535_so_dark_stays_dark(tmp_path):
+    levels = np.array([[0, 1000], [4000, 8000]], np.uint16).repeat(8, 0).repeat(8, 1)
+    Image.fromarray(levels).save(tmp_path / "dark16.png")  # a 16-bit greyscale PNG
+    arr = image.load_image(tmp_path / "dark16.png")
+    np.testing.assert_allclose(arr[::8, ::8, 0], levels[::8, ::8] / 65535, rtol=1e-6)
+    assert np.all(arr[..., 0] == arr[..., 2])
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., 0] = 255  # red everywhere; opaque, half and fully transparent columns
+    rgba[:, :6, 3], rgba[:, 6:11, 3], rgba[:, 11:, 3] = 255, 128, 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    arr = image.load_image(tmp_path / "a.png")
+    np.testing.assert_allclose(arr[0, 0], [1, 0, 0])
+    np.testing.assert_allclose(arr[0, 8], [1, 127 / 255, 127 / 255], atol=1 / 255)
+    np.testing.assert_allclose(arr[0, 15], [1, 1, 1])
+
+
 def test_rgb_values_survive_a_png_round_trip(tmp_path):
     arr = np.random.default_rng(1).integers(0, 256, (16, 12, 3)).astype(np.float32) / 255
     image.save_png(tmp_path / "a.png", arr)

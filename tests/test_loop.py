@@ -46,6 +46,19 @@ def test_both_modes_give_the_same_steps_history_and_values(mode):
     np.testing.assert_allclose(out.values[10], np.sum((before_last - np.arange(3.0)) ** 2), rtol=1e-5)
 
 
+def test_progress_is_log_lines_where_stderr_is_not_a_terminal(capsys):
+    from jaxviz.core import progress
+
+    progress.log_when_not_a_terminal(every=0.0)
+    try:
+        loop.run(_descent, jnp.zeros(3), {"target": jnp.ones(3)}, steps=8, chunk=4, desc="descent", progress=None)
+    finally:
+        progress.log_when_not_a_terminal(False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("descent: 4/8 (50%)") and lines[-1].startswith("descent: 8/8 (100%)"), lines
+    assert "left" in lines[0]
+
+
 def test_phases_stop_early_and_bad_arguments():
     double = loop.step(lambda x, i, d, *, k: (x * k, x.sum()), k=2.0)
     triple = loop.step(lambda x, i, d, *, k: (x * k, x.sum()), k=3.0)

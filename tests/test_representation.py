@@ -96,17 +96,24 @@ def test_folder_features_are_cached_in_shards_and_resume(tmp_path):
         features.Folder(tmp_path / "nothing", 32)
 
 
-def test_tfds_data_source_path_with_mock_data():
+def test_tfds_data_source_path_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
     model, variables = tiny_model(32)
+    (tmp_path / "cifar10").mkdir()  # as `tfds build` leaves it; the records come from the mock
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
-        src = features.TfdsSource("cifar10", split="train", size=32)
+        src = features.TfdsSource("cifar10", split="train", size=32, data_dir=str(tmp_path))
         assert len(src) == 12
         f = features.extract(model, variables, src, "avgpool", batch_size=5, progress=False)
         img, label = src[3]
     assert f.features.shape == (12, 8) and img.shape == (32, 32, 3) and 0 <= img.min() <= img.max() <= 1
     assert set(f.labels.tolist()) <= set(range(10)) and f.labels[3] == label
+
+
+def test_an_unprepared_tfds_data_set_is_one_line_and_downloads_nothing(tmp_path):
+    with pytest.raises(ValueError, match=r"not prepared in .*tfds build imagenette/320px-v2") as e:
+        features.TfdsSource("imagenette/320px-v2", split="validation", data_dir=str(tmp_path / "tfds"))
+    assert "\n" not in str(e.value) and not (tmp_path / "tfds").exists()
 
 
 def test_knn_matches_brute_force_and_agreement_counts():

@@ -1,8 +1,10 @@
 """The ``jaxviz`` command line: one module per command family, each parser beside its handler.
 
-Nothing here imports JAX until a command runs: ``jaxviz --help``, ``jaxviz CMD --help`` and argument mistakes
-answer at once. User mistakes (a missing or broken image, an unknown model or layer, a bad flag value, missing
-weights) print one line on stderr and exit with status 2, without a traceback.
+Every command runs in two phases: ``check(args)`` reads and validates everything the user gave (flags, model and
+layer names, classes, image files) without importing JAX, so a mistake is answered at once; then ``func(args)``
+imports the library, loads the model and works. User mistakes (a missing or broken image, an unknown model or
+layer, a bad flag value, missing weights) print one line on stderr and exit with status 2, without a traceback;
+Ctrl-C prints one line and exits with status 130 (commands that checkpoint say that a rerun resumes).
 """
 
 from __future__ import annotations
@@ -11,18 +13,30 @@ import sys
 from collections.abc import Sequence
 
 from jaxviz.cli import attribution, datafree, experiments, models, style, synthesis
-from jaxviz.cli._common import DEFAULT_MODEL, EXIT_USAGE, Parser, UsageError
+from jaxviz.cli._common import DEFAULT_MODEL, EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
 from jaxviz.cli.datafree import DEEPINVERSION_LR, DEEPINVERSION_STEPS
 
-__all__ = ["main", "build_parser", "EXIT_USAGE", "DEEPINVERSION_STEPS", "DEEPINVERSION_LR", "FAMILIES"]
+__all__ = ["main", "entry", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED", "DEEPINVERSION_STEPS",
+           "DEEPINVERSION_LR", "FAMILIES"]
 
 #: the command modules, in the order ``jaxviz --help`` lists their commands.
 FAMILIES = (models, attribution, synthesis, datafree, style, experiments)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxviz")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="jaxviz", description="CNN visualization and inversion in JAX.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser = Parser(prog="jaxviz", description="CNN visualization and inversion in JAX. `jaxviz CMD --help` shows "
+                                               "a command's options, defaults and examples.")
+    parser.add_argument("--version", action="version", version=f"jaxviz {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for family in FAMILIES:
         family.register(sub)
     return parser
@@ -37,17 +51,45 @@ def _user_error(e: BaseException) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not argv:  # bare `jaxviz`: the command list
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
         if getattr(args, "model", "") is None:
             args.model = DEFAULT_MODEL
+        if hasattr(args, "check"):
+            args.check(args)
+        from jaxviz.core import progress
+
+        progress.log_when_not_a_terminal()  # long commands say where they are in a log file too
         args.func(args)
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        resumes = getattr(args, "resumes", False)
+        print(f"jaxviz: interrupted{'; rerun to resume' if resumes else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:
         if not _user_error(e):
             raise
         print(f"jaxviz: error: {e}".splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+def entry() -> None:
+    """The console script: :func:`main`, then an exit that does not wait for JAX's threads after a Ctrl-C (a normal
+    interpreter shutdown in the middle of a compilation can crash)."""
+    import os
+
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,5 +1,3 @@
-import sys
+from jaxviz.cli import entry
 
-from jaxviz.cli import main
-
-sys.exit(main())
+entry()

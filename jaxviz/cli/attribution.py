@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 
-from jaxviz.cli._common import image_args, load_input, model_args
+from jaxviz.cli._common import (
+    MAX_SIZE,
+    check_class,
+    check_layers,
+    check_model,
+    examples,
+    image_args,
+    integer,
+    load_input,
+    model_args,
+    per_model,
+)
 
 SALIENCY_METHODS = ("vanilla", "guided", "deconvnet", "smoothgrad", "ig", "occlusion", "cam", "gradcam")
 
@@ -37,6 +48,24 @@ def _attribute(args, model, variables, x, target):
     return plot.overlay(np.asarray(x[0]), np.asarray(jaxviz.reduce_channels(maps[None]))[0]), maps
 
 
+METHOD_HELP = ("vanilla: the input gradient of the class score; guided: guided backprop (positive gradients "
+               "through positive activations); deconvnet: Zeiler-Fergus deconvnet; smoothgrad: gradients averaged "
+               "over noisy copies; ig: integrated gradients from a black baseline; occlusion: the score drop "
+               "when a grey patch covers each place; cam: class activation map of the last spatial layer; "
+               "gradcam: Grad-CAM at --layer")
+
+
+def check_saliency(args) -> None:
+    info = check_model(args)
+    if args.layer is not None:
+        check_layers(args.layer, info)
+    if args.method == "cam" and args.layer is not None:
+        raise ValueError("--method cam uses the model's last spatial layer; use --method gradcam for --layer")
+    if args.target is not None:
+        check_class(info, args.target)
+    args.input = load_input(args, info.input_size)
+
+
 def cmd_saliency(args) -> None:
     import time
 
@@ -48,19 +77,12 @@ def cmd_saliency(args) -> None:
     from jaxviz.core.objectives import Neuron
     from jaxviz.io import image, labels
 
-    model = models.build(args.model)
-    if args.layer is not None:
-        models.check_names(args.layer, model.layers)
-    if args.method == "cam" and args.layer is not None:
-        raise ValueError("--method cam uses the model's last spatial layer; use --method gradcam for --layer")
-    img = load_input(args, model.input_size)
+    img = args.input
     model, variables = models.load(args.model, args.weights)
     x = jnp.asarray(img)[None]
     start = time.perf_counter()
     if args.target is None:
         args.target = int(jnp.argmax(jax.jit(model.apply)(variables, x)[0]))
-    if not 0 <= args.target < model.num_classes:
-        raise ValueError(f"--target must be a class index in [0, {model.num_classes}), got {args.target}")
     target = args.target
     if args.layer is not None and args.method not in ("gradcam",):
         target = Neuron(args.layer, args.channel)  # explain one unit of a mid-level layer
@@ -78,18 +100,23 @@ def cmd_saliency(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("saliency", help="what the network looks at: an attribution map as a PNG")
+    p = sub.add_parser("saliency", help="what the network looks at: an attribution map as a PNG",
+                       description="Methods: " + METHOD_HELP + ".",
+                       epilog=examples("jaxviz saliency --sample chelsea --method smoothgrad --out s.png",
+                                       "jaxviz saliency cat.jpg --method gradcam --target 281 --out cam.png"))
     image_args(p)
     model_args(p)
-    p.add_argument("--method", choices=SALIENCY_METHODS, default="vanilla")
-    p.add_argument("--target", type=int, default=None, help="class index (default: the top prediction)")
-    p.add_argument("--layer", default=None, help="gradcam: the layer; other methods: explain --channel of it")
-    p.add_argument("--channel", type=int, default=0, help="with --layer: which channel")
-    p.add_argument("--samples", type=int, default=25, help="smoothgrad: noisy samples")
-    p.add_argument("--steps", type=int, default=50, help="ig: quadrature steps")
-    p.add_argument("--patch", type=int, default=32, help="occlusion: patch side in pixels")
-    p.add_argument("--stride", type=int, default=16, help="occlusion: stride in pixels")
+    p.add_argument("--method", choices=SALIENCY_METHODS, default="vanilla", help="the attribution method (above)")
+    p.add_argument("--target", type=integer(0), default=None, help="class index (default: the top prediction)")
+    p.add_argument("--layer", default=None, help="gradcam: the layer (default: the last spatial one, "
+                                                 + per_model("cam_layer") + "); other methods: explain --channel "
+                                                 "of it")
+    p.add_argument("--channel", type=integer(0), default=0, help="with --layer: which channel")
+    p.add_argument("--samples", type=integer(1, 10_000), default=25, help="smoothgrad: noisy samples")
+    p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig: quadrature steps")
+    p.add_argument("--patch", type=integer(1, MAX_SIZE), default=32, help="occlusion: patch side in pixels")
+    p.add_argument("--stride", type=integer(1, MAX_SIZE), default=16, help="occlusion: stride in pixels")
     p.add_argument("--seed", type=int, default=0, help="smoothgrad: PRNG seed")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.set_defaults(func=cmd_saliency)
+    p.set_defaults(func=cmd_saliency, check=check_saliency)

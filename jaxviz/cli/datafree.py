@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 import sys
 
-from jaxviz.cli._common import check_class, key, label, model_args, report
+from jaxviz.cli._common import (
+    SIZE,
+    STEPS,
+    check_class,
+    check_model,
+    examples,
+    integer,
+    key,
+    label,
+    model_args,
+    number,
+    report,
+)
 
 #: the CLI's DeepInversion run: short enough for 10 classes in minutes on 2 CPU cores (see the README).
 DEEPINVERSION_STEPS = 300
@@ -36,6 +48,14 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "class"
 
 
+def check_deepinversion(args) -> None:
+    info = check_model(args)
+    args.target_list = _class_list(args.targets, info)
+    args.size = args.size or info.input_size
+    if args.size % 2:
+        raise ValueError(f"--size must be even, got {args.size}")
+
+
 def cmd_deepinversion(args) -> None:
     import shutil
     import time
@@ -48,13 +68,7 @@ def cmd_deepinversion(args) -> None:
     from jaxviz.datafree import deepinversion as di
     from jaxviz.io import image
 
-    model = models.build(args.model)
-    targets = _class_list(args.targets, model)
-    if args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    size = args.size or model.input_size
-    if size % 2 or size < 16:
-        raise ValueError(f"--size must be even and at least 16, got {size}")
+    targets, size = args.target_list, args.size
     model, variables = models.load(args.model, args.weights)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,14 +88,21 @@ def cmd_deepinversion(args) -> None:
                      "target_prob": float(next((p["prob"] for p in top if p["class"] == cls), 0.0)),
                      "top5": [p["class"] for p in top]})
     summary = {"model": model.name, "size": size, "steps": args.steps, "seed": args.seed, "lr": args.lr,
-               "seconds": round(seconds, 3), "final_loss": result.history[-1][1], "images": rows}
+               "seconds": round(seconds, 3), "final_loss": result.history[-1][1], "resumed_from": result.resumed_from,
+               "images": rows}
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / "summary.json")
     shutil.rmtree(checkpoint, ignore_errors=True)
     hits = sum(r["target"] == r["top5"][0] for r in rows)
+    resumed = f", resumed from step {result.resumed_from}" if result.resumed_from else ""
     report(args, summary, f"wrote {len(rows)} images and summary.json to {out} ({hits}/{len(rows)} classified "
-                          f"as their target by {model.name}, {seconds:.1f} s)")
+                          f"as their target by {model.name}, {seconds:.1f} s{resumed})")
+
+
+def check_distill(args) -> None:
+    if not args.digits:
+        raise ValueError("distill runs the digits experiment: pass --digits")
 
 
 def cmd_distill(args) -> None:
@@ -89,8 +110,6 @@ def cmd_distill(args) -> None:
 
     from jaxviz.experiments import digits_distill
 
-    if not args.digits:
-        raise ValueError("distill runs the digits experiment: pass --digits")
     config = digits_distill.DigitsConfig(images_per_class=args.images_per_class, di_steps=args.di_steps,
                                          student_steps=args.student_steps, teacher_steps=args.teacher_steps)
     result = digits_distill.run(jax.random.key(args.seed), config, progress=None,
@@ -105,30 +124,31 @@ def cmd_distill(args) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser("deepinversion", help="DeepInversion: images of classes from the network's BatchNorm "
-                                             "statistics alone")
+                                             "statistics alone",
+                       epilog=examples("jaxviz deepinversion --targets goldfish,ostrich,9 --out di",
+                                       "jaxviz deepinversion --targets 1 --size 128 --steps 2000 --out di  "
+                                       "# the paper's step count"))
     model_args(p)
     p.add_argument("--targets", required=True, help="comma-separated class indices or label names, one image each")
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
-    p.add_argument("--steps", type=int, default=DEEPINVERSION_STEPS,
+    p.add_argument("--size", type=SIZE, default=None, help="image side in pixels, even (default: the model's)")
+    p.add_argument("--steps", type=STEPS, default=DEEPINVERSION_STEPS,
                    help=f"optimizer steps (default {DEEPINVERSION_STEPS}; the paper's setting is 2000)")
-    p.add_argument("--lr", type=float, default=DEEPINVERSION_LR,
-                   help=f"peak learning rate (default {DEEPINVERSION_LR})")
+    p.add_argument("--lr", type=number(above=0), default=DEEPINVERSION_LR, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (same seed, same pictures)")
     p.add_argument("--out", required=True, help="folder for {index:03d}_{class}.png and summary.json; an interrupted "
                                                 "run resumes from its checkpoint there")
     p.add_argument("--json", action="store_true", help="print summary.json's content")
-    p.set_defaults(func=cmd_deepinversion)
+    p.set_defaults(func=cmd_deepinversion, check=check_deepinversion, resumes=True)
 
-    p = sub.add_parser("distill", help="data-free distillation: a student learns from DeepInversion images only")
+    p = sub.add_parser("distill", help="data-free distillation: a student learns from DeepInversion images only",
+                       epilog=examples("jaxviz distill --digits", "jaxviz distill --digits --images-per-class 10 "
+                                                                  "--student-steps 500 --json"))
     p.add_argument("--digits", action="store_true", help="the scikit-learn digits experiment (the one offered)")
-    p.add_argument("--images-per-class", type=int, default=DIGITS["images_per_class"],
-                   help=f"synthesized images per digit (default {DIGITS['images_per_class']})")
-    p.add_argument("--di-steps", type=int, default=DIGITS["di_steps"],
-                   help=f"DeepInversion steps (default {DIGITS['di_steps']})")
-    p.add_argument("--student-steps", type=int, default=DIGITS["student_steps"],
-                   help=f"distillation steps (default {DIGITS['student_steps']})")
-    p.add_argument("--teacher-steps", type=int, default=DIGITS["teacher_steps"],
-                   help=f"teacher training steps (default {DIGITS['teacher_steps']})")
+    p.add_argument("--images-per-class", type=integer(1, 10_000), default=DIGITS["images_per_class"],
+                   help="synthesized images per digit")
+    p.add_argument("--di-steps", type=STEPS, default=DIGITS["di_steps"], help="DeepInversion steps")
+    p.add_argument("--student-steps", type=STEPS, default=DIGITS["student_steps"], help="distillation steps")
+    p.add_argument("--teacher-steps", type=STEPS, default=DIGITS["teacher_steps"], help="teacher training steps")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--json", action="store_true", help='print {"student_acc", "noise_baseline_acc", "teacher_acc"}')
-    p.set_defaults(func=cmd_distill)
+    p.set_defaults(func=cmd_distill, check=check_distill)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
-from jaxviz.cli._common import image_args, load_input, model_args
+from jaxviz.cli._common import DEFAULT_MODEL, check_model, examples, image_args, integer, load_input, model_args
+
+
+def check_classify(args) -> None:
+    info = check_model(args)
+    args.input = load_input(args, info.input_size)
 
 
 def cmd_classify(args) -> None:
@@ -13,12 +18,8 @@ def cmd_classify(args) -> None:
 
     from jaxviz import models, top_k
 
-    model = models.build(args.model)  # validates the name before any heavy work
-    if args.top < 1:
-        raise ValueError(f"--top must be at least 1, got {args.top}")
-    img = load_input(args, model.input_size)
     model, variables = models.load(args.model, args.weights)
-    logits = jax.jit(model.apply)(variables, jnp.asarray(img)[None])
+    logits = jax.jit(model.apply)(variables, jnp.asarray(args.input)[None])
     preds = top_k(model, logits, args.top)[0]
     if args.json:
         print(json.dumps(preds))
@@ -47,14 +48,17 @@ def cmd_layers(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("classify", help="top-k ImageNet classes of an image")
+    p = sub.add_parser("classify", help="top-k ImageNet classes of an image",
+                       epilog=examples("jaxviz classify --sample chelsea", "jaxviz classify cat.jpg --model resnet50 "
+                                                                            "--top 3 --json"))
     image_args(p)
     model_args(p)
-    p.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
+    p.add_argument("--top", type=integer(1, 1000), default=5, help="how many classes")
     p.add_argument("--json", action="store_true", help='print [{"class", "label", "prob"}, ...], best first')
-    p.set_defaults(func=cmd_classify)
+    p.set_defaults(func=cmd_classify, check=check_classify)
 
-    p = sub.add_parser("layers", help="the layer names of a model, with output shapes")
-    p.add_argument("--model", default=None, help="model name")
+    p = sub.add_parser("layers", help="the layer names of a model, with output shapes",
+                       epilog=examples("jaxviz layers", "jaxviz layers --model resnet50 --json"))
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model name")
     p.add_argument("--json", action="store_true", help='print [{"name", "shape"}, ...]')
-    p.set_defaults(func=cmd_layers)
+    p.set_defaults(func=cmd_layers, check=check_model)

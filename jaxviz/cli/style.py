@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from jaxviz.cli._common import key, model_args, optimizer, out_args, positive, report
+from jaxviz.cli._common import (
+    SIZE,
+    STEPS,
+    check_model,
+    examples,
+    integer,
+    key,
+    model_args,
+    number,
+    optimizer,
+    out_args,
+    per_model,
+    report,
+)
 
 #: the library's defaults (jaxviz.style.texture / transfer / fast; a test keeps them equal).
 TEXTURE_STEPS, TEXTURE_TV = 100, 100.0
@@ -11,15 +24,25 @@ FAST_STEPS, FAST_SIZE, FAST_BATCH, FAST_LR = 300, 128, 4, 1e-2
 
 
 def _load_model(args):
-    """Checks the size and steps flags, then loads the model."""
     from jaxviz import models
 
-    models.build(args.model)  # the name first, before any heavy work
-    if args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    if args.size is not None and args.size < 16:
-        raise ValueError(f"--size must be at least 16, got {args.size}")
     return models.load(args.model, args.weights)
+
+
+def _image(path, size=None):
+    from jaxviz.io import image
+
+    return image.load_image(path, size)
+
+
+def check_texture(args) -> None:
+    from jaxviz.io import image
+
+    check_model(args)
+    args.source_image = _image(args.source)
+    if args.source_size:
+        args.source_image = image.prepare(args.source_image, args.source_size)
+    args.size = args.size or min(args.source_image.shape[:2])
 
 
 def cmd_texture(args) -> None:
@@ -28,11 +51,8 @@ def cmd_texture(args) -> None:
     from jaxviz.io import image
     from jaxviz.style import texture
 
+    source, size = args.source_image, args.size
     model, variables = _load_model(args)
-    source = image.load_image(args.source)
-    if args.source_size:
-        source = image.prepare(source, args.source_size)
-    size = args.size or min(source.shape[:2])
     start = time.perf_counter()
     r = texture.synthesize(key(args), model, variables, source, size=size, steps=args.steps,
                            optimizer=optimizer(args.optimizer, texture.DEFAULT_OPTIMIZER), tv_weight=args.tv,
@@ -44,6 +64,18 @@ def cmd_texture(args) -> None:
                           f" -> {summary['style_loss_end']:.4g}, {seconds:.1f} s)")
 
 
+def check_style(args) -> None:
+    info = check_model(args)
+    args.content_image = _image(args.content, args.size or info.input_size)
+    args.style_image = _image(args.style)
+    try:
+        args.scale_list = tuple(float(f) for f in args.scales.split(","))
+    except ValueError:
+        raise ValueError(f"--scales must be comma-separated numbers, got {args.scales!r}") from None
+    if not all(0 < f <= 1 for f in args.scale_list):
+        raise ValueError(f"--scales must be fractions in (0, 1], got {args.scales}")
+
+
 def cmd_style(args) -> None:
     import time
 
@@ -51,11 +83,8 @@ def cmd_style(args) -> None:
     from jaxviz.style import gram
     from jaxviz.style import transfer as style
 
-    positive(args.style_scale, "--style-scale")
+    content, painting, scales = args.content_image, args.style_image, args.scale_list
     model, variables = _load_model(args)
-    content = image.load_image(args.content, args.size or model.input_size)
-    painting = image.load_image(args.style)
-    scales = tuple(float(f) for f in args.scales.split(","))
     start = time.perf_counter()
     r = style.transfer(key(args), model, variables, content, painting, style_weight=args.style_weight,
                        content_weight=args.content_weight, tv_weight=args.tv, style_scale=args.style_scale,
@@ -73,20 +102,27 @@ def cmd_style(args) -> None:
                           f"{summary['content_loss_to_style']:.4g} to the style; {seconds:.1f} s)")
 
 
+def check_train_style(args) -> None:
+    from jaxviz.io import image
+
+    check_model(args)
+    args.size = args.size or FAST_SIZE
+    if args.size % 4:
+        raise ValueError(f"--size must be a multiple of 4, got {args.size}")
+    args.style_image = _image(args.style)
+    args.photos = image.load_folder(args.images, args.size) if args.images else None
+
+
 def cmd_train_style(args) -> None:
     import shutil
     import time
     from pathlib import Path
 
-    from jaxviz.io import image
     from jaxviz.style import fast
 
+    size, painting = args.size, args.style_image
+    photos = args.photos if args.photos is not None else fast.builtin_images(size)
     model, variables = _load_model(args)
-    size = args.size or fast.DEFAULT_SIZE
-    if size % 4:
-        raise ValueError(f"--size must be a multiple of 4, got {size}")
-    painting = image.load_image(args.style)
-    photos = image.load_folder(args.images, size) if args.images else fast.builtin_images(size)
     out = Path(args.out)
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".checkpoints")
     start = time.perf_counter()
@@ -105,6 +141,14 @@ def cmd_train_style(args) -> None:
     report(args, summary, f"wrote {out} ({args.steps} steps on {len(photos)} images{resumed}, {seconds:.1f} s)")
 
 
+def check_stylize(args) -> None:
+    from pathlib import Path
+
+    if not Path(args.model_file).is_file():
+        raise ValueError(f"{args.model_file}: no such file (write one with `jaxviz train-style`)")
+    args.input = _image(args.image, args.size)
+
+
 def cmd_stylize(args) -> None:
     import time
 
@@ -112,7 +156,7 @@ def cmd_stylize(args) -> None:
     from jaxviz.style import fast
 
     stylizer = fast.load(args.model_file)
-    img = image.load_image(args.image, args.size) if args.size else image.load_image(args.image)
+    img = args.input
     start = time.perf_counter()
     out = fast.stylize(stylizer, img)
     image.save_png(args.out, out)
@@ -123,57 +167,67 @@ def cmd_stylize(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("texture", help="texture synthesis: a new image (any size) with the texture of SOURCE")
+    p = sub.add_parser("texture", help="texture synthesis: a new image (any size) with the texture of SOURCE",
+                       epilog=examples("jaxviz texture bricks.png --size 256 --out texture.png"))
     p.add_argument("source", help="path to the texture image")
     model_args(p)
-    p.add_argument("--size", type=int, default=None, help="output side in pixels (default: the source's short side)")
-    p.add_argument("--source-size", type=int, default=None, help="first resize and crop the source to this side")
-    p.add_argument("--steps", type=int, default=TEXTURE_STEPS, help=f"optimizer steps (default {TEXTURE_STEPS})")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
-    p.add_argument("--tv", type=float, default=TEXTURE_TV, help=f"total-variation weight (default {TEXTURE_TV})")
+    p.add_argument("--size", type=SIZE, default=None, help="output side in pixels (default: the source's short side)")
+    p.add_argument("--source-size", type=SIZE, default=None, help="first resize and crop the source to this side")
+    p.add_argument("--steps", type=STEPS, default=TEXTURE_STEPS, help="optimizer steps")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
+                   help="adam: the library's Adam; lbfgs: optax's L-BFGS with a line search")
+    p.add_argument("--tv", type=number(0), default=TEXTURE_TV, help="total-variation weight")
     out_args(p, json_help='print {"style_loss_start", "style_loss_end"}')
-    p.set_defaults(func=cmd_texture)
+    p.set_defaults(func=cmd_texture, check=check_texture)
 
-    p = sub.add_parser("style", help="style transfer (Gatys): CONTENT painted in the style of STYLE")
+    p = sub.add_parser("style", help="style transfer (Gatys): CONTENT painted in the style of STYLE",
+                       description="Style layers per model: " + per_model("style_layers") + ". Content layer: "
+                                   + per_model("content_layer") + ".",
+                       epilog=examples("jaxviz style cat.png painting.jpg --out styled.png",
+                                       "jaxviz style cat.png painting.jpg --scales 0.5,1 --preserve-color "
+                                       "--out styled.png"))
     p.add_argument("content", help="path to the content image")
     p.add_argument("style", help="path to the style image")
     model_args(p)
-    p.add_argument("--size", type=int, default=None, help="content side in pixels (default: the model's)")
-    p.add_argument("--style-weight", type=float, default=None,
+    p.add_argument("--size", type=SIZE, default=None, help="content side in pixels (default: the model's)")
+    p.add_argument("--style-weight", type=number(0), default=None,
                    help="weight of the style loss (default: the network's, 10 on EfficientNet-Lite, 1e6 on VGG)")
-    p.add_argument("--content-weight", type=float, default=STYLE_CONTENT_WEIGHT)
-    p.add_argument("--tv", type=float, default=STYLE_TV, help=f"total-variation weight (default {STYLE_TV})")
-    p.add_argument("--style-scale", type=float, default=1.0,
-                   help="the style's short side as a multiple of the content's (default 1); sets the brush size")
-    p.add_argument("--scales", default="1", help="coarse-to-fine fractions of the size, e.g. 0.5,1 (default 1)")
-    p.add_argument("--steps", type=int, default=STYLE_STEPS,
-                   help=f"optimizer steps per scale (default {STYLE_STEPS})")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--content-weight", type=number(0), default=STYLE_CONTENT_WEIGHT, help="weight of the content loss")
+    p.add_argument("--tv", type=number(0), default=STYLE_TV, help="total-variation weight")
+    p.add_argument("--style-scale", type=number(above=0), default=1.0,
+                   help="the style's short side as a multiple of the content's; sets the brush size")
+    p.add_argument("--scales", default="1", help="coarse-to-fine fractions of the size, e.g. 0.5,1")
+    p.add_argument("--steps", type=STEPS, default=STYLE_STEPS, help="optimizer steps per scale")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
+                   help="adam: the library's Adam; lbfgs: optax's L-BFGS with a line search")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
     out_args(p, json_help='print {"style_loss_start", "style_loss_end", "content_loss_to_content", '
                           '"content_loss_to_style"}')
-    p.set_defaults(func=cmd_style)
+    p.set_defaults(func=cmd_style, check=check_style)
 
-    p = sub.add_parser("train-style", help="fast style transfer: train a feed-forward network for STYLE")
+    p = sub.add_parser("train-style", help="fast style transfer: train a feed-forward network for STYLE",
+                       epilog=examples("jaxviz train-style painting.jpg --out painting.npz",
+                                       "jaxviz train-style painting.jpg --images photos/ --steps 2000 --out p.npz"))
     p.add_argument("style", help="path to the style image")
     p.add_argument("--images", default=None, help="folder of training images (default: the bundled photos)")
     model_args(p)
-    p.add_argument("--steps", type=int, default=FAST_STEPS, help=f"training steps (default {FAST_STEPS})")
-    p.add_argument("--size", type=int, default=None, help=f"training crop side (default {FAST_SIZE})")
-    p.add_argument("--batch-size", "--batch", type=int, default=FAST_BATCH,
-                   help=f"images per step (default {FAST_BATCH})")
-    p.add_argument("--lr", type=float, default=FAST_LR, help=f"Adam learning rate (default {FAST_LR})")
-    p.add_argument("--style-weight", type=float, default=None, help="weight of the style loss (default: the network's)")
-    p.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints (default: MODEL.checkpoints); an "
+    p.add_argument("--steps", type=STEPS, default=FAST_STEPS, help="training steps")
+    p.add_argument("--size", type=SIZE, default=None, help=f"training crop side, a multiple of 4 (default {FAST_SIZE})")
+    p.add_argument("--batch-size", "--batch", type=integer(1, 1024), default=FAST_BATCH, help="images per step")
+    p.add_argument("--lr", type=number(above=0), default=FAST_LR, help="Adam learning rate")
+    p.add_argument("--style-weight", type=number(0), default=None,
+                   help="weight of the style loss (default: the network's)")
+    p.add_argument("--checkpoint-dir", default=None, help="orbax checkpoints (default: OUT.checkpoints); an "
                                                           "interrupted run resumes from there")
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
+    p.add_argument("--checkpoint-every", type=STEPS, default=50, help="steps between checkpoints")
     out_args(p, out_help="the trained network (.npz) to write")
-    p.set_defaults(func=cmd_train_style)
+    p.set_defaults(func=cmd_train_style, check=check_train_style, resumes=True)
 
-    p = sub.add_parser("stylize", help="fast style transfer: stylize IMAGE with a trained network, one forward pass")
+    p = sub.add_parser("stylize", help="fast style transfer: stylize IMAGE with a trained network, one forward pass",
+                       epilog=examples("jaxviz stylize painting.npz photo.jpg --out stylized.png"))
     p.add_argument("model_file", metavar="MODEL", help="a network written by `jaxviz train-style`")
     p.add_argument("image", help="path to the image")
-    p.add_argument("--size", type=int, default=None, help="resize and crop to this side first (default: as is)")
+    p.add_argument("--size", type=SIZE, default=None, help="resize and crop to this side first (default: as is)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
-    p.set_defaults(func=cmd_stylize)
+    p.set_defaults(func=cmd_stylize, check=check_stylize)

@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import sys
 
-from jaxviz.cli._common import check_class, image_args, key, label, layer_list, load_input, model_args, out_args, report
+from jaxviz.cli._common import (
+    SIZE,
+    STEPS,
+    check_class,
+    check_layers,
+    check_model,
+    examples,
+    image_args,
+    integer,
+    key,
+    label,
+    load_input,
+    model_args,
+    number,
+    out_args,
+    per_model,
+    report,
+)
 
 #: the library's defaults (jaxviz.synthesis.classviz / inversion; a test keeps them equal), here so that
 #: ``--help`` needs no JAX.
 CLASSVIZ_STEPS = 128
 INVERT_STEPS = 200
 INVERT_TV = 0.02
+
+
+def check_dream(args) -> None:
+    info = check_model(args)
+    args.layers = check_layers(args.layer or info.dream_layer, info)
+    args.size = args.size or info.input_size
+    args.input = None if args.image is None and args.sample is None else load_input(args, args.size)
 
 
 def cmd_dream(args) -> None:
@@ -22,10 +46,8 @@ def cmd_dream(args) -> None:
     from jaxviz.io import image
     from jaxviz.synthesis import dream
 
-    model = models.build(args.model)
-    layers = layer_list(args.layer or dream.default_layer(model), model)
-    size = args.size or model.input_size
-    img = None if args.image is None and args.sample is None else jnp.asarray(load_input(args, size))
+    layers, size = args.layers, args.size
+    img = None if args.input is None else jnp.asarray(args.input)
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
     out = dream.dream(key(args), model, variables, img, layers, size=size, steps=args.steps,
@@ -36,6 +58,10 @@ def cmd_dream(args) -> None:
            f"wrote {args.out} (DeepDream at {', '.join(layers)}, {seconds:.1f} s)")
 
 
+def check_classviz(args) -> None:
+    check_class(check_model(args), args.target)
+
+
 def cmd_classviz(args) -> None:
     import time
 
@@ -43,8 +69,6 @@ def cmd_classviz(args) -> None:
     from jaxviz.io import image
     from jaxviz.synthesis import classviz
 
-    model = models.build(args.model)
-    check_class(model, args.target)
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
     out = classviz.class_visualization(key(args), model, variables, args.target, method=args.method,
@@ -58,6 +82,12 @@ def cmd_classviz(args) -> None:
            f"wrote {args.out} (class {args.target} {label(model, args.target)}, {seconds:.1f} s)")
 
 
+def check_fool(args) -> None:
+    info = check_model(args)
+    check_class(info, args.target)
+    args.input = load_input(args, info.input_size)
+
+
 def cmd_fool(args) -> None:
     import jax.numpy as jnp
     import numpy as np
@@ -66,11 +96,7 @@ def cmd_fool(args) -> None:
     from jaxviz.io import image
     from jaxviz.synthesis import adversarial
 
-    model = models.build(args.model)
-    check_class(model, args.target)
-    if not 0 < args.eps <= 255:
-        raise ValueError(f"--eps is in 0-255 pixel levels, got {args.eps}")
-    img = jnp.asarray(load_input(args, model.input_size))[None]
+    img = jnp.asarray(args.input)[None]
     model, variables = models.load(args.model, args.weights)
     r = adversarial.fool(model, variables, img, args.target, eps=args.eps / 255, step_size=args.step / 255,
                          max_steps=args.max_steps)
@@ -86,6 +112,12 @@ def cmd_fool(args) -> None:
         print(f"jaxviz: target {args.target} not reached in {args.max_steps} steps", file=sys.stderr)
 
 
+def check_invert(args) -> None:
+    info = check_model(args)
+    args.layers = check_layers(args.layer, info)
+    args.input = load_input(args, args.size or info.input_size)
+
+
 def cmd_invert(args) -> None:
     import time
 
@@ -96,9 +128,8 @@ def cmd_invert(args) -> None:
     from jaxviz.io import image
     from jaxviz.synthesis import inversion
 
-    model = models.build(args.model)
-    layers = layer_list(args.layer, model)
-    img = jnp.asarray(load_input(args, args.size or model.input_size))
+    layers = args.layers
+    img = jnp.asarray(args.input)
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
     out = inversion.invert(key(args), model, variables, img, layers, steps=args.steps, tv_weight=args.tv,
@@ -113,44 +144,52 @@ def cmd_invert(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("dream", help="DeepDream: amplify what a layer sees (no image: dream from noise)")
+    p = sub.add_parser("dream", help="DeepDream: amplify what a layer sees (no image: dream from noise)",
+                       epilog=examples("jaxviz dream --sample chelsea --out dream.png",
+                                       "jaxviz dream photo.jpg --layer blocks.10 --octaves 3 --steps 20 --out d.png"))
     image_args(p, required=False)
     model_args(p)
-    p.add_argument("--layer", default=None, help="layer(s), comma-separated (default: a mid-level layer)")
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
-    p.add_argument("--steps", type=int, default=10, help="steps per octave (default 10)")
-    p.add_argument("--step-size", type=float, default=0.01, help="step in mean-gradient units (default 0.01)")
-    p.add_argument("--octaves", type=int, default=4, help="number of scales (default 4)")
-    p.add_argument("--jitter", type=int, default=16, help="random roll in pixels (default 16)")
+    p.add_argument("--layer", default=None, help="layer(s), comma-separated (default, per model: "
+                                                 + per_model("dream_layer") + ")")
+    p.add_argument("--size", type=SIZE, default=None, help="image side in pixels (default: the model's)")
+    p.add_argument("--steps", type=STEPS, default=10, help="steps per octave")
+    p.add_argument("--step-size", type=number(above=0), default=0.01, help="step in mean-gradient units")
+    p.add_argument("--octaves", type=integer(1, 12), default=4, help="number of scales")
+    p.add_argument("--jitter", type=integer(0, 512), default=16, help="random roll in pixels")
     out_args(p)
-    p.set_defaults(func=cmd_dream)
+    p.set_defaults(func=cmd_dream, check=check_dream)
 
-    p = sub.add_parser("classviz", help="class-model visualization: an image the model finds most typical of a class")
+    p = sub.add_parser("classviz", help="class-model visualization: an image the model finds most typical of a class",
+                       epilog=examples("jaxviz classviz --target 9 --out ostrich.png",
+                                       "jaxviz classviz --target 130 --method pixel --steps 256 --out flamingo.png"))
     model_args(p)
-    p.add_argument("--target", type=int, required=True, help="class index")
+    p.add_argument("--target", type=integer(0), required=True, help="class index")
     p.add_argument("--method", choices=("fourier", "pixel"), default="fourier",
-                   help="fourier: Lucid-style (default); pixel: Simonyan + Yosinski regularizers")
-    p.add_argument("--steps", type=int, default=CLASSVIZ_STEPS, help=f"optimizer steps (default {CLASSVIZ_STEPS})")
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
+                   help="fourier: Lucid-style, a decorrelated Fourier image with jitter, scale and rotation; "
+                        "pixel: Simonyan's pixels with Yosinski's regularizers (blur, zeroing weak pixels)")
+    p.add_argument("--steps", type=STEPS, default=CLASSVIZ_STEPS, help="optimizer steps")
+    p.add_argument("--size", type=SIZE, default=None, help="image side in pixels (default: the model's)")
     out_args(p)
-    p.set_defaults(func=cmd_classviz)
+    p.set_defaults(func=cmd_classviz, check=check_classviz)
 
-    p = sub.add_parser("fool", help="a fooling image: change the prediction to --target within an Linf budget")
+    p = sub.add_parser("fool", help="a fooling image: change the prediction to --target within an Linf budget",
+                       epilog=examples("jaxviz fool --sample chelsea --target 9 --out fooled.png"))
     image_args(p)
     model_args(p)
-    p.add_argument("--target", type=int, required=True, help="class to reach")
-    p.add_argument("--eps", type=float, default=8.0, help="Linf budget in 0-255 pixel levels (default 8)")
-    p.add_argument("--step", type=float, default=1.0, help="step in 0-255 pixel levels (default 1)")
-    p.add_argument("--max-steps", type=int, default=100, help="give up after this many steps (default 100)")
+    p.add_argument("--target", type=integer(0), required=True, help="class to reach")
+    p.add_argument("--eps", type=number(maximum=255, above=0), default=8.0, help="Linf budget in 0-255 pixel levels")
+    p.add_argument("--step", type=number(maximum=255, above=0), default=1.0, help="step in 0-255 pixel levels")
+    p.add_argument("--max-steps", type=STEPS, default=100, help="give up after this many steps")
     out_args(p, json_help='print {"pred", "linf", "l2", "steps"} (linf and l2 in [0, 1] units)')
-    p.set_defaults(func=cmd_fool)
+    p.set_defaults(func=cmd_fool, check=check_fool)
 
-    p = sub.add_parser("invert", help="feature inversion: reconstruct an image from a layer's activations")
+    p = sub.add_parser("invert", help="feature inversion: reconstruct an image from a layer's activations",
+                       epilog=examples("jaxviz invert --sample coffee --layer blocks.2,blocks.8 --out inv.png"))
     image_args(p)
     model_args(p)
-    p.add_argument("--layer", required=True, help="layer(s), comma-separated")
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (default: the model's)")
-    p.add_argument("--steps", type=int, default=INVERT_STEPS, help=f"optimizer steps (default {INVERT_STEPS})")
-    p.add_argument("--tv", type=float, default=INVERT_TV, help=f"total-variation weight (default {INVERT_TV})")
+    p.add_argument("--layer", required=True, help="layer(s), comma-separated; each is inverted on its own")
+    p.add_argument("--size", type=SIZE, default=None, help="image side in pixels (default: the model's)")
+    p.add_argument("--steps", type=STEPS, default=INVERT_STEPS, help="optimizer steps")
+    p.add_argument("--tv", type=number(0), default=INVERT_TV, help="total-variation weight")
     out_args(p)
-    p.set_defaults(func=cmd_invert)
+    p.set_defaults(func=cmd_invert, check=check_invert)

@@ -244,8 +244,8 @@ def run(step: Step | Sequence[tuple[int, Step]], carry, data, *, steps: int, chu
                         callback(offset + k, values[offset + k])
                 if manager is not None:
                     manager.save(stop, carry, history)
-                bar.update(stop - begin)
                 bar.set_postfix(value=f"{history[-1][1]:.4g}")
+                bar.update(stop - begin)
                 if on_boundary is not None:
                     on_boundary(offset + stop, carry)
                 begin = stop

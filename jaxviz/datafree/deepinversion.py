@@ -112,10 +112,12 @@ def js_divergence(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
 
 
 class Result(NamedTuple):
-    """Images (B, H, W, 3) in [0, 1]; ``history``: ``[(step, loss)]`` at chunk boundaries."""
+    """Images (B, H, W, 3) in [0, 1]; ``history``: ``[(step, loss)]`` at chunk boundaries; ``resumed_from``:
+    the step a checkpoint resumed from (0: a fresh start)."""
 
     images: jax.Array
     history: list[tuple[int, float]]
+    resumed_from: int = 0
 
 
 def image_priors(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -245,4 +247,4 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
     out = loop.run(phases, (params, opt_state), data, steps=steps, chunk=chunk, desc="deepinversion",
                    kind="deepinversion", progress=progress, checkpoint=checkpoint, fingerprint=fingerprint,
                    callback=callback)
-    return Result(out.carry[0], out.history)
+    return Result(out.carry[0], out.history, out.resumed_from)

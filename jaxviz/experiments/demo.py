@@ -317,10 +317,37 @@ addEventListener("load", () => {{ const all = [...document.images];
     return path
 
 
+#: seconds each section took at ``scale=1``, ``size=160`` on 2 free CPU cores (the README's fresh-clone run,
+#: SECTION_TIMES_DATE): the estimate ``jaxviz demo`` prints before each section.
+EXPECTED_SECONDS = {name: 30.0 for name in ("classify",)}  # MEASURE
+
+
+def _estimate(name: str, scale: float, size: int, before: dict | None) -> float:
+    """Seconds a section should take: its own last run (scaled), else the measured table (scaled)."""
+    if before and before.get("run"):
+        ran = before["run"]
+        return before["seconds"] * scale / ran["scale"] * (size / ran["size"]) ** 2
+    return EXPECTED_SECONDS.get(name, 30.0) * scale * (size / 160) ** 2
+
+
+def _load_record(record: Path) -> dict:
+    """``gallery.json``; a record from before per-section settings gets its one settings on every entry."""
+    done = json.loads(record.read_text()) if record.is_file() else {}
+    entries = done.get("entries", {})
+    for entry in entries.values():
+        entry.setdefault("run", done.get("settings"))
+    return {"entries": entries}
+
+
 def run(out: str | os.PathLike, *, scale: float = 1.0, size: int = 160, seed: int = 0,
         only: Sequence[str] | None = None, progress: bool | None = None,
         log: Callable[[str], None] | None = None) -> Path:
-    """Runs the sections (``only``: a subset by name) into ``out``; returns the path of ``index.html``."""
+    """Runs the sections (``only``: a subset by name) into ``out``; returns the path of ``index.html``.
+
+    A rerun keeps every finished section, those not asked for included; a section asked for is recomputed only
+    if it was made with other settings (``scale``, ``size``, ``seed``), and ``log`` says so. Before each section
+    ``log`` gets its number, name and an estimate of its time and of the time left.
+    """
     names = [s.name for s in SECTIONS]
     wanted = names if only is None else list(only)
     unknown = sorted(set(wanted) - set(names))
@@ -328,20 +355,29 @@ def run(out: str | os.PathLike, *, scale: float = 1.0, size: int = 160, seed: in
         raise ValueError(f"unknown demo sections {unknown}; sections: {', '.join(names)}")
     if scale <= 0 or size < 32:
         raise ValueError(f"scale must be positive and size at least 32, got {scale}, {size}")
+    say = log or (lambda line: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = out / "gallery.json"
     settings = {"scale": scale, "size": size, "seed": seed}
-    done = json.loads(record.read_text()) if record.is_file() else {}
-    if done.get("settings") != settings:
-        done = {"settings": settings, "entries": {}}
-    ctx = _Context(scale, size, seed, progress)
+    done = _load_record(record)
+    todo = []
     for section in SECTIONS:
+        entry = done["entries"].get(section.name)
         if section.name not in wanted:
             continue
-        entry = done["entries"].get(section.name)
-        if entry and (out / entry["file"]).is_file():
+        if entry and entry.get("run") == settings and (out / entry["file"]).is_file():
+            say(f"{section.name}: kept (done before with these settings)")
             continue
+        if entry:
+            say(f"{section.name}: recomputing (made with {entry.get('run')}, now {settings})")
+        todo.append(section)
+    estimates = {s.name: _estimate(s.name, scale, size, done["entries"].get(s.name)) for s in todo}
+    ctx = _Context(scale, size, seed, progress) if todo else None
+    for i, section in enumerate(todo, 1):
+        left = sum(estimates[s.name] for s in todo[i - 1:])
+        say(f"section {i}/{len(todo)} {section.name}: about {estimates[section.name]:.0f} s "
+            f"({left / 60:.1f} min left)")
         start = time.perf_counter()
         picture, what, layer, detail = section.make(ctx)
         seconds = time.perf_counter() - start
@@ -349,11 +385,10 @@ def run(out: str | os.PathLike, *, scale: float = 1.0, size: int = 160, seed: in
         image.save_png(out / file, picture)
         done["entries"][section.name] = {"name": section.name, "title": section.title, "file": file, "what": what,
                                          "layer": layer, "settings": detail, "seconds": round(seconds, 2),
-                                         "width": int(picture.shape[1])}
+                                         "width": int(picture.shape[1]), "run": settings}
         tmp = out / ".gallery.json.tmp"
         tmp.write_text(json.dumps(done, indent=1))
         os.replace(tmp, record)
         write_html(out, [done["entries"][n] for n in names if n in done["entries"]])
-        if log:
-            log(f"{section.name}: {seconds:.1f} s")
+        say(f"{section.name}: {seconds:.1f} s")
     return write_html(out, [done["entries"][n] for n in names if n in done["entries"]])

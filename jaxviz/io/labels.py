@@ -1,12 +1,10 @@
-"""Class labels and top-k predictions."""
+"""Class labels and top-k predictions (labels need no JAX: the command line checks them before it loads)."""
 
 from __future__ import annotations
 
 import functools
 from importlib import resources
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["imagenet_labels", "labels_for", "top_k"]
@@ -25,8 +23,11 @@ def labels_for(model) -> tuple[str, ...]:
     return tuple(str(i) for i in range(model.num_classes))
 
 
-def top_k(model, logits: jax.Array, k: int = 5) -> list[list[dict]]:
+def top_k(model, logits, k: int = 5) -> list[list[dict]]:
     """Best ``k`` classes per image: ``[[{"class", "label", "prob"}, ...], ...]``, best first."""
+    import jax
+    import jax.numpy as jnp
+
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     probs = np.asarray(jax.nn.softmax(jnp.asarray(logits, jnp.float32), axis=-1))

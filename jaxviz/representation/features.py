@@ -65,17 +65,22 @@ class TfdsSource:
     """A tensorflow-datasets data set by name through ``tfds.data_source`` (random access, no TensorFlow).
 
     The data set must be prepared already (``tfds build NAME`` or a previous ``tfds.load``) in
-    ``data_dir``; offline, tfds says where it looked.
+    ``data_dir`` (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``): a missing one is a one-line
+    ``ValueError`` naming the folder and the ``tfds build`` command; nothing is downloaded or written.
     """
 
     def __init__(self, name: str, split: str = "train", size: int = 224, data_dir: str | None = None,
                  image_key: str = "image", label_key: str = "label"):
-        import tensorflow_datasets as tfds
-
         self.name, self.split, self.size = name, split, size
         self.image_key, self.label_key = image_key, label_key
+        root = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
+        if not (root / name.split(":")[0]).is_dir():  # tfds would try to download it; say what to do instead
+            raise ValueError(f"tensorflow-datasets {name!r} is not prepared in {root}: run `tfds build "
+                             f"{name} --data_dir {root}` where there is network, or pass data_dir=")
+        import tensorflow_datasets as tfds
+
         try:
-            self.source = tfds.data_source(name, split=split, data_dir=data_dir)
+            self.source = tfds.data_source(name, split=split, data_dir=str(root), download=False)
         except Exception as e:  # tfds raises its own errors for unknown names and missing files
             raise ValueError(f"tensorflow-datasets {name!r} split {split!r}: {str(e).splitlines()[0]}") from None
 

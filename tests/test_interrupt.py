@@ -1,0 +1,85 @@
+"""Ctrl-C: a running command ends with one line and exit 130, and a rerun resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from PIL import Image
+
+from jaxviz.experiments import demo
+
+
+def _interrupt_when(argv, ready, timeout=300):
+    """Starts ``jaxviz ARGV``, sends SIGINT once ``ready()`` holds; returns (exit code, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "jaxviz.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "never got ready"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def _ends_with(err: str, line: str) -> None:
+    """No traceback; the last line is ``line`` (before it: progress lines only, as a log file shows them)."""
+    assert "Traceback" not in err, err
+    *before, last = err.strip().splitlines()
+    assert last == line and all("/" in b and "left" in b for b in before), err
+
+
+def test_ctrl_c_in_deepinversion_is_one_line_and_the_rerun_resumes_to_one_png_per_target(tmp_path):
+    out = tmp_path / "di"
+    argv = ["deepinversion", "--targets", "1,goldfish,Ostrich", "--size", "32", "--steps", "160", "--out", str(out),
+            "--json"]
+    checkpoints = out / ".deepinversion_checkpoint"
+    code, err = _interrupt_when(argv, lambda: checkpoints.is_dir() and any(
+        p.name.isdigit() for p in checkpoints.iterdir()))
+    assert code == 130
+    _ends_with(err, "jaxviz: interrupted; rerun to resume")
+    assert not (out / "summary.json").exists()
+    rerun = subprocess.run([sys.executable, "-m", "jaxviz.cli", *argv], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert 0 < summary["resumed_from"] < 160 and summary["steps"] == 160
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["000_goldfish.png", "001_goldfish.png", "002_ostrich.png", "summary.json"]
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert [r["target"] for r in summary["images"]] == [1, 1, 9]
+    assert Image.open(out / "002_ostrich.png").size == (32, 32)
+
+
+def test_ctrl_c_in_the_demo_keeps_finished_sections_and_the_rerun_resumes(tmp_path):
+    out = tmp_path / "gallery"
+    argv = ["demo", "--out", str(out), "--only", "classify,filters,attribution,activations"]
+    code, err = _interrupt_when(argv, lambda: (out / "gallery.json").is_file())
+    assert code == 130
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxviz: interrupted; rerun to resume", err
+    finished = set(json.loads((out / "gallery.json").read_text())["entries"])
+    assert "classify" in finished and (out / "index.html").is_file()
+    rerun = subprocess.run([sys.executable, "-m", "jaxviz.cli", "demo", "--out", str(out), "--only",
+                            "classify,filters"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "classify: kept" in rerun.stderr
+    assert set(json.loads((out / "gallery.json").read_text())["entries"]) >= finished | {"filters"}
+
+
+def test_demo_reruns_add_and_replace_sections_and_never_drop_one(tmp_path):
+    lines = []
+    demo.run(tmp_path, only=["classify", "filters"], log=lines.append)
+    assert any(line.startswith("section 1/2 classify: about") for line in lines), lines
+    demo.run(tmp_path, only=["activations"])  # another section: added, the others kept
+    lines.clear()
+    demo.run(tmp_path, only=["filters"], seed=1, log=lines.append)  # changed setting: that section only, said
+    entries = json.loads((tmp_path / "gallery.json").read_text())["entries"]
+    assert set(entries) == {"classify", "filters", "activations"}
+    assert entries["filters"]["run"]["seed"] == 1 and entries["classify"]["run"]["seed"] == 0
+    assert any(line.startswith("filters: recomputing") for line in lines), lines
+    page = (tmp_path / "index.html").read_text()
+    assert all(f'id="{name}"' in page for name in entries)
