@@ -8,8 +8,8 @@ and is rewritten after every section, so an interrupted run leaves a valid
 gallery of what finished, and a rerun skips the sections already done
 (``gallery.json`` records them).
 
-With the defaults (``scale=1``) the whole gallery takes a few minutes on
-2 CPU cores. ``scale`` multiplies every step count (``scale=4`` for nicer
+With the defaults (``scale=1``) the whole gallery takes about 9 minutes on
+2 free CPU cores (:data:`EXPECTED_SECONDS`). ``scale`` multiplies every step count (``scale=4`` for nicer
 pictures); ``size`` is the side of the synthesized images.
 
 Example:
@@ -318,8 +318,10 @@ addEventListener("load", () => {{ const all = [...document.images];
 
 
 #: seconds each section took at ``scale=1``, ``size=160`` on 2 free CPU cores (the README's fresh-clone run,
-#: SECTION_TIMES_DATE): the estimate ``jaxviz demo`` prints before each section.
-EXPECTED_SECONDS = {name: 30.0 for name in ("classify",)}  # MEASURE
+#: 2026-12-02; the first section also pays for loading the model): the estimate printed before each section.
+EXPECTED_SECONDS = {"classify": 4, "attribution": 95, "filters": 1, "activations": 3, "patches": 31, "neighbors": 44,
+                    "embedding": 2, "dream": 27, "classviz": 38, "fool": 13, "inversion": 18, "deepinversion": 42,
+                    "texture": 19, "style": 11, "fast_style": 173}
 
 
 def _estimate(name: str, scale: float, size: int, before: dict | None) -> float:
