@@ -28,7 +28,15 @@ from harness import Row, device_name, markdown, save, time_calls, time_jax  # no
 from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
-           "grad_cam", "cam")
+           "grad_cam", "cam", "gradient_x_input", "guided_grad_cam", "gradient_shap", "grad_cam_plus_plus",
+           "layer_cam")
+#: pytorch-grad-cam's class for each CAM-family method.
+GRAD_CAM_CLASSES = {"grad_cam": "GradCAM", "grad_cam_plus_plus": "GradCAMPlusPlus", "layer_cam": "LayerCAM"}
+
+
+def _baselines(x):
+    """GradientSHAP's reference set: 4 images of uniform noise, the same on both sides."""
+    return np.random.default_rng(1).uniform(size=(4, *x.shape[1:])).astype(np.float32)
 LAYERS = {"resnet50": "layer4", "efficientnet_lite0": "blocks.15"}
 
 
@@ -46,6 +54,12 @@ def jax_method(name, args, batch):
                                        batch_size=per_pass),
         "grad_cam": functools.partial(jaxviz.grad_cam, layer=args.layer),
         "cam": jaxviz.cam,
+        "gradient_x_input": jaxviz.gradient_x_input,
+        "guided_grad_cam": functools.partial(jaxviz.guided_grad_cam, layer=args.layer),
+        "gradient_shap": functools.partial(jaxviz.gradient_shap, jax.random.key(0), baselines=args.baselines,
+                                           samples=args.samples, batch_size=per_pass),
+        "grad_cam_plus_plus": functools.partial(jaxviz.grad_cam_plus_plus, layer=args.layer),
+        "layer_cam": functools.partial(jaxviz.layer_cam, layer=args.layer),
     }[name]
 
 
@@ -79,17 +93,25 @@ def peer_method(name, args, model_name, net, x, targets):
         return attribute(ca.Occlusion(net), sliding_window_shapes=(3, args.patch, args.patch),
                          strides=(3, args.stride, args.stride), baselines=0.5,
                          perturbations_per_eval=args.per_pass), "Captum Occlusion"
-    if name == "grad_cam":
-        from pytorch_grad_cam import GradCAM
+    layer = net.net.layer4 if model_name == "resnet50" else net.net._blocks[-1]
+    if name == "gradient_x_input":
+        return attribute(ca.InputXGradient(net)), "Captum InputXGradient"
+    if name == "guided_grad_cam":
+        if model_name == "efficientnet_lite0":
+            relu6_visible_to_captum(net)
+        return attribute(ca.GuidedGradCam(net, layer)), "Captum GuidedGradCam"
+    if name == "gradient_shap":
+        return attribute(ca.GradientShap(net), baselines=to_torch(_baselines(x)), n_samples=args.samples,
+                         stdevs=0.0), "Captum GradientShap"
+    if name in GRAD_CAM_CLASSES:
+        import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        inner = net.net
         for param in net.parameters():  # it calls loss.backward(): weight gradients too, as its users run it
             param.requires_grad_(True)
-        layer = inner.layer4 if model_name == "resnet50" else inner._blocks[-1]
-        cam = GradCAM(model=net, target_layers=[layer])
+        cam = getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer])
         outputs = [ClassifierOutputTarget(t) for t in tlist]
-        return (lambda: cam(input_tensor=tx, targets=outputs)), "pytorch-grad-cam GradCAM"
+        return (lambda: cam(input_tensor=tx, targets=outputs)), f"pytorch-grad-cam {GRAD_CAM_CLASSES[name]}"
     del torch
     return None, "-"
 
@@ -101,7 +123,7 @@ def bench(model_name: str, methods, args) -> list[Row]:
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(args.batch, model.input_size, model.input_size, 3)).astype(np.float32)
     targets = rng.integers(0, 1000, args.batch)
-    args.layer = LAYERS[model_name]
+    args.layer, args.baselines = LAYERS[model_name], jnp.asarray(_baselines(x))
     rows = []
     for name in methods:
         fn = jax_method(name, args, args.batch)
@@ -112,6 +134,10 @@ def bench(model_name: str, methods, args) -> list[Row]:
         note = {"smoothgrad": f"{args.samples} samples", "integrated_gradients": f"{args.steps} steps",
                 "occlusion": f"patch {args.patch}, stride {args.stride}",
                 "grad_cam": f"layer {args.layer}; peer also computes weight grads, normalizes, resizes (OpenCV)",
+                "grad_cam_plus_plus": f"layer {args.layer}; peer as for grad_cam",
+                "layer_cam": f"layer {args.layer}; peer as for grad_cam",
+                "guided_grad_cam": f"layer {args.layer}",
+                "gradient_shap": f"{args.samples} samples, 4 baselines",
                 "cam": "no Captum/pytorch-grad-cam CAM"}.get(name, "")
         rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)

@@ -34,10 +34,17 @@ FAMILIES = ("attribution", "synthesis", "style", "datafree", "representation", "
 API = {
     # attribution
     "saliency": "attribution.gradients", "smoothgrad": "attribution.gradients",
+    "gradient_x_input": "attribution.gradients", "vargrad": "attribution.gradients",
+    "squaregrad": "attribution.gradients", "gradient_shap": "attribution.gradient_shap",
+    "gradient_shap_draws": "attribution.gradient_shap",
     "smoothgrad_noise": "attribution.gradients", "integrated_gradients": "attribution.gradients",
     "reduce_channels": "attribution.gradients", "guided_backprop": "attribution.guided",
     "deconvnet": "attribution.guided", "occlusion": "attribution.occlusion", "cam": "attribution.cam",
-    "grad_cam": "attribution.cam", "normalize": "attribution.cam",
+    "grad_cam": "attribution.cam", "normalize": "attribution.cam", "guided_grad_cam": "attribution.guided_grad_cam",
+    "cam_map": "attribution.cam_family", "grad_cam_plus_plus": "attribution.cam_family",
+    "xgrad_cam": "attribution.cam_family", "hires_cam": "attribution.cam_family",
+    "layer_cam": "attribution.cam_family", "eigen_cam": "attribution.cam_family",
+    "eigen_grad_cam": "attribution.cam_family",
     # what is scored
     "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",
     # synthesis

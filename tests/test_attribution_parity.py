@@ -137,16 +137,47 @@ def test_integrated_gradients(setup, method):
     assert_close_to_max(ours, theirs, ATTR_RTOL, f"IG {method}")
 
 
-def test_smoothgrad_with_the_same_noise(setup, monkeypatch):
+def test_gradient_x_input(setup):
+    ours = _ours(jaxviz.gradient_x_input, setup)
+    theirs = _captum(ca.InputXGradient(setup["torch"]), setup)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "gradient x input")
+
+
+@pytest.mark.parametrize("statistic, nt_type", [("mean", "smoothgrad"), ("square", "smoothgrad_sq"),
+                                                ("variance", "vargrad")])
+def test_smoothgrad_with_the_same_noise(setup, monkeypatch, statistic, nt_type):
     key, samples, stdev = jax.random.key(5), 3, 0.1
-    ours = _ours(functools.partial(jaxviz.smoothgrad, key), setup, samples=samples, stdev=stdev, batch_size=4)
+    ours = _ours(functools.partial(jaxviz.smoothgrad, key), setup, samples=samples, stdev=stdev, batch_size=4,
+                 statistic=statistic)
     noise = np.stack([np.asarray(jaxviz.smoothgrad_noise(key, i, setup["x"].shape, stdev)) for i in range(samples)])
     # Captum adds noise[b * samples + i] to image b (repeat_interleave); ours is noise[i, b].
     torch_noise = to_nchw(noise.transpose(1, 0, 2, 3, 4).reshape((-1,) + setup["x"].shape[1:]))
     monkeypatch.setattr(torch, "normal", lambda mean, std: torch_noise.to(std.dtype))
     nt = ca.NoiseTunnel(ca.Saliency(setup["torch"]))
-    theirs = _captum(nt, setup, nt_type="smoothgrad", nt_samples=samples, stdevs=stdev, abs=False)
-    assert_close_to_max(ours, theirs, ATTR_RTOL, "smoothgrad")
+    theirs = _captum(nt, setup, nt_type=nt_type, nt_samples=samples, stdevs=stdev, abs=False)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, nt_type)
+
+
+def _sample_major_to_captum_rows(a):
+    """(samples, B, ...) -> (B * samples, ...): Captum repeats each image ``samples`` times in a row."""
+    a = np.asarray(a)
+    return a.swapaxes(0, 1).reshape((-1,) + a.shape[2:])
+
+
+def test_gradient_shap_with_the_same_draws(setup, monkeypatch):
+    key, samples, stdev, x = jax.random.key(7), 3, 0.05, setup["x"]
+    baselines = np.stack([np.zeros_like(x[0]), np.full_like(x[0], 0.5), x[1][::-1]])
+    ours = _ours(functools.partial(jaxviz.gradient_shap, key), setup, baselines=jnp.asarray(baselines),
+                 samples=samples, stdev=stdev, batch_size=4)
+    draws = [jaxviz.gradient_shap_draws(key, i, x.shape, len(baselines), stdev) for i in range(samples)]
+    noise, chosen, alphas = (_sample_major_to_captum_rows(np.stack([np.asarray(d[k]) for d in draws]))
+                             for k in range(3))
+    monkeypatch.setattr(torch, "normal", lambda mean, std: to_nchw(noise).to(std.dtype))
+    monkeypatch.setattr(np.random, "choice", lambda n, size: chosen)
+    monkeypatch.setattr(np.random, "uniform", lambda low, high, size: alphas.astype(np.float64))
+    theirs = _captum(ca.GradientShap(setup["torch"]), setup, baselines=to_nchw(baselines), n_samples=samples,
+                     stdevs=stdev)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "gradient shap")
 
 
 def test_occlusion(setup):
@@ -158,19 +189,52 @@ def test_occlusion(setup):
     assert_close_to_max(ours, theirs, ATTR_RTOL, "occlusion")
 
 
-def test_grad_cam(setup, monkeypatch):
+def _resize_only(cam, target_size=None):  # pytorch-grad-cam's resize, without its min-max scaling
+    return np.stack([cv2.resize(c, target_size) if target_size else c for c in cam])
+
+
+def _pytorch_grad_cam(name, setup, monkeypatch, **options):
+    import pytorch_grad_cam
     import pytorch_grad_cam.base_cam as base_cam
-    from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    def resize_only(cam, target_size=None):  # pytorch-grad-cam's resize, without its min-max scaling
-        return np.stack([cv2.resize(c, target_size) if target_size else c for c in cam])
+    monkeypatch.setattr(base_cam, "scale_cam_image", _resize_only)
+    with getattr(pytorch_grad_cam, name)(model=setup["torch"], target_layers=[setup["torch_layer"](setup["torch"])]) \
+            as gc:
+        return gc(input_tensor=to_nchw(setup["x"]), targets=[ClassifierOutputTarget(t) for t in TARGETS], **options)
 
-    monkeypatch.setattr(base_cam, "scale_cam_image", resize_only)
-    with GradCAM(model=setup["torch"], target_layers=[setup["torch_layer"](setup["torch"])]) as gc:
-        theirs = gc(input_tensor=to_nchw(setup["x"]), targets=[ClassifierOutputTarget(t) for t in TARGETS])
+
+def test_grad_cam(setup, monkeypatch):
+    theirs = _pytorch_grad_cam("GradCAM", setup, monkeypatch)
     ours = _ours(jaxviz.grad_cam, setup, layer=setup["layer"])
     assert_close_to_max(ours, theirs, ATTR_RTOL, "grad-cam")
+
+
+@pytest.mark.parametrize("method, theirs, eigen_smooth", [
+    ("gradcam++", "GradCAMPlusPlus", False), ("xgradcam", "XGradCAM", False), ("hirescam", "HiResCAM", False),
+    ("layercam", "LayerCAM", False), ("eigencam", "EigenCAM", False), ("eigengradcam", "EigenGradCAM", False),
+    ("gradcam", "GradCAM", True),
+])
+def test_cam_family(setup, monkeypatch, method, theirs, eigen_smooth):
+    if method == "xgradcam" and setup["layer"] == "blocks.15":
+        # Lite0's blocks.15 is a linear bottleneck: on the coffee photo one channel's spatial sum is 0.0062 (the
+        # largest 146), and XGrad-CAM divides by it, so the two Lite0 implementations' 1e-7 relative difference in
+        # that activation (float64) becomes 8e-4 of the map. Same definition; checked on ResNet-50's layer4.
+        pytest.skip("XGrad-CAM is ill-conditioned on Lite0's linear blocks.15 output")
+    reference = _pytorch_grad_cam(theirs, setup, monkeypatch, eigen_smooth=eigen_smooth)
+    ours = _ours(functools.partial(jaxviz.cam_map, method=method, eigen_smooth=eigen_smooth), setup,
+                 layer=setup["layer"])
+    assert_close_to_max(ours, reference, ATTR_RTOL, f"{method} eigen_smooth={eigen_smooth}")
+
+
+def test_guided_grad_cam(setup):
+    net = setup["torch"]
+    for module in net.modules():  # Lite0: Captum's guided backprop sees its ReLU6 modules (module docstring)
+        if hasattr(module, "_swish"):
+            module._swish = ReLU6AsReLU()
+    theirs = _captum(ca.GuidedGradCam(net, setup["torch_layer"](net)), setup)
+    ours = _ours(jaxviz.guided_grad_cam, setup, layer=setup["layer"])
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "guided grad-cam")
 
 
 def test_cam_is_grad_cam_times_area_on_gap_networks(setup):

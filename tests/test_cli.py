@@ -117,6 +117,9 @@ def test_a_mistake_is_answered_in_under_2_s_without_importing_jax(tmp_path):
     ["--method", "occlusion", "--patch", "112", "--stride", "112"],
     ["--method", "ig", "--steps", "4"],
     ["--method", "guided", "--layer", "blocks.10", "--channel", "3"],
+    ["--method", "guided-gradcam", "--target", "281"],
+    ["--method", "layercam", "--layer", "blocks.12"],
+    ["--method", "vargrad", "--samples", "2"],
 ])
 def test_saliency_writes_a_png(capsys, tmp_path, argv):
     out = tmp_path / "s.png"

@@ -1,14 +1,18 @@
 """What the network looks at: attribution maps, each ``f(model, variables, images, target, **options)``.
 
-* :mod:`.gradients`: saliency, SmoothGrad, integrated gradients, channel reductions;
+* :mod:`.gradients`: saliency, Gradient x Input, SmoothGrad (VarGrad, SmoothGrad-Squared), integrated gradients,
+  channel reductions;
+* :mod:`.gradient_shap`: GradientSHAP (expected gradients over a baseline set, with noise);
 * :mod:`.guided`: guided backprop and deconvnet (``custom_vjp`` ReLU rules);
 * :mod:`.occlusion`: the score drop under a sliding patch;
 * :mod:`.cam`: CAM and Grad-CAM;
+* :mod:`.cam_family`: Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, EigenGrad-CAM;
+* :mod:`.guided_grad_cam`: Guided Grad-CAM (guided backprop times the upsampled Grad-CAM);
 * :mod:`.mask`: a saliency map turned into a segmentation (GrabCut).
 """
 
 from jaxviz._lazy import lazy
 
 __getattr__, __dir__ = lazy(__name__, (
-    "gradients", "guided", "occlusion", "cam", "mask",
+    "gradients", "gradient_shap", "guided", "occlusion", "cam", "cam_family", "guided_grad_cam", "mask",
 ))

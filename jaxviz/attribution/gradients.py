@@ -1,4 +1,5 @@
-"""Gradient attributions: saliency, SmoothGrad, integrated gradients.
+"""Gradient attributions: saliency, Gradient x Input, SmoothGrad (and its square and variance forms), integrated
+gradients.
 
 Every method is ``f(model, variables, images, target, **options)`` with images
 (B, H, W, 3) in [0, 1] (a random one takes ``key`` first: ``smoothgrad(key, model, ...)``), and returns
@@ -14,7 +15,12 @@ samples or steps.
 
 References:
     Simonyan et al., "Deep Inside Convolutional Networks", ICLR 2014 workshop.
+    Shrikumar et al., "Not Just a Black Box: Learning Important Features Through Propagating Activation
+    Differences", 2016 (Gradient x Input).
     Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017.
+    Adebayo et al., "Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values",
+    2018 (VarGrad); Hooker et al., "A Benchmark for Interpretability Methods in Deep Neural Networks", 2019
+    (SmoothGrad-Squared).
     Sundararajan et al., "Axiomatic Attribution for Deep Networks", ICML 2017.
 """
 
@@ -30,13 +36,22 @@ from jaxviz.core.batching import DEFAULT_BATCH_SIZE, chunked_sum, per_pass, tile
 from jaxviz.core.objectives import Target, score_fn
 
 __all__ = [
-    "saliency", "smoothgrad", "smoothgrad_noise", "integrated_gradients", "ig_quadrature", "reduce_channels",
-    "DEFAULT_BATCH_SIZE",
+    "saliency", "gradient_x_input", "smoothgrad", "vargrad", "squaregrad", "smoothgrad_noise", "integrated_gradients",
+    "ig_quadrature", "reduce_channels", "DEFAULT_BATCH_SIZE", "STATISTICS",
 ]
+
+#: what :func:`smoothgrad` reports over its noisy samples: their mean (SmoothGrad), the mean of their squares
+#: (SmoothGrad-Squared) or their variance (VarGrad), as Captum's ``NoiseTunnel`` ``nt_type`` does.
+STATISTICS = ("mean", "square", "variance")
 
 def saliency(model, variables, images: jax.Array, target: Target) -> jax.Array:
     """The gradient of the target score with respect to the images (Simonyan et al.)."""
     return jax.grad(score_fn(model, variables, target))(images)
+
+
+def gradient_x_input(model, variables, images: jax.Array, target: Target) -> jax.Array:
+    """The images times their saliency (Captum's ``InputXGradient``)."""
+    return images * saliency(model, variables, images, target)
 
 
 def _per_image_keys(key: jax.Array) -> bool:
@@ -56,9 +71,9 @@ def smoothgrad_noise(key: jax.Array, index, shape, stdev: float) -> jax.Array:
 
 
 def smoothgrad(key: jax.Array, model, variables, images: jax.Array, target: Target, *,
-               method: Callable = saliency, stdev: float = 0.15, samples: int = 25,
+               method: Callable = saliency, stdev: float = 0.15, samples: int = 25, statistic: str = "mean",
                batch_size: int | None = None, **method_options) -> jax.Array:
-    """The mean of ``method`` over noisy copies of the images (Smilkov et al.).
+    """The mean of ``method`` over noisy copies of the images (Smilkov et al.), or another :data:`STATISTICS`.
 
     Example:
         >>> sg = smoothgrad(jax.random.key(0), model, variables, x, 285, method=guided_backprop)  # doctest: +SKIP
@@ -71,18 +86,35 @@ def smoothgrad(key: jax.Array, model, variables, images: jax.Array, target: Targ
         stdev: noise standard deviation in image units ([0, 1] pixels); the paper
             suggests 10-20% of the input range.
         samples: number of noisy copies.
+        statistic: ``"mean"`` (SmoothGrad), ``"square"`` (the mean of the squared maps, SmoothGrad-Squared) or
+            ``"variance"`` (VarGrad: the mean of the squares minus the squared mean).
         batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE`).
     """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     b = images.shape[0]
     chunk_size = per_pass(batch_size, b)
+    moments = {"mean": (1,), "square": (2,), "variance": (1, 2)}[statistic]
 
     def chunk(idx):
         noise = jax.vmap(lambda i: smoothgrad_noise(key, i, images.shape, stdev))(idx)
         noisy = (images[None] + noise).reshape((-1,) + images.shape[1:])
         maps = method(model, variables, noisy, tile_target(target, idx.shape[0], b), **method_options)
-        return maps.reshape(noise.shape)
+        maps = maps.reshape(noise.shape)
+        return jnp.stack([maps ** p for p in moments], axis=1)  # (chunk, moments, B, H, W, C)
 
-    return chunked_sum(chunk, samples, chunk_size, images.shape, images.dtype) / samples
+    sums = chunked_sum(chunk, samples, chunk_size, (len(moments), *images.shape), images.dtype) / samples
+    return sums[1] - sums[0] ** 2 if statistic == "variance" else sums[0]
+
+
+def vargrad(key: jax.Array, model, variables, images: jax.Array, target: Target, **options) -> jax.Array:
+    """The variance of ``method`` over noisy copies (VarGrad): :func:`smoothgrad` with ``statistic="variance"``."""
+    return smoothgrad(key, model, variables, images, target, statistic="variance", **options)
+
+
+def squaregrad(key: jax.Array, model, variables, images: jax.Array, target: Target, **options) -> jax.Array:
+    """The mean square of ``method`` over noisy copies (SmoothGrad-Squared): ``statistic="square"``."""
+    return smoothgrad(key, model, variables, images, target, statistic="square", **options)
 
 
 def ig_quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, np.ndarray]:

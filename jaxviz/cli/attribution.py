@@ -17,7 +17,11 @@ from jaxviz.cli._common import (
     per_model,
 )
 
-SALIENCY_METHODS = ("vanilla", "guided", "deconvnet", "smoothgrad", "ig", "occlusion", "cam", "gradcam")
+SALIENCY_METHODS = ("vanilla", "gradxinput", "guided", "deconvnet", "smoothgrad", "squaregrad", "vargrad", "ig",
+                    "occlusion", "cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
+                    "eigengradcam", "guided-gradcam")
+#: the CAM-family methods: one (B, H, W) map of --layer, shown over the image.
+CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam")
 
 
 def _attribute(args, model, variables, x, target):
@@ -32,6 +36,9 @@ def _attribute(args, model, variables, x, target):
 
     methods = {
         "vanilla": jaxviz.saliency,
+        "gradxinput": jaxviz.gradient_x_input,
+        "squaregrad": functools.partial(jaxviz.squaregrad, jax.random.key(args.seed), samples=args.samples),
+        "vargrad": functools.partial(jaxviz.vargrad, jax.random.key(args.seed), samples=args.samples),
         "guided": jaxviz.guided_backprop,
         "deconvnet": jaxviz.deconvnet,
         "smoothgrad": functools.partial(jaxviz.smoothgrad, jax.random.key(args.seed), samples=args.samples),
@@ -39,20 +46,24 @@ def _attribute(args, model, variables, x, target):
         "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride),
         "cam": jaxviz.cam,
         "gradcam": functools.partial(jaxviz.grad_cam, layer=args.layer),
+        "guided-gradcam": functools.partial(jaxviz.guided_grad_cam, layer=args.layer),
+        **{name: functools.partial(jaxviz.cam_map, method=name, layer=args.layer) for name in CAM_FAMILY},
     }
     maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
-    if args.method in ("cam", "gradcam"):
+    if args.method in ("cam", "gradcam", *CAM_FAMILY):
         return plot.overlay(np.asarray(x[0]), maps), maps
-    if args.method in ("guided", "deconvnet"):
+    if args.method in ("guided", "deconvnet", "guided-gradcam"):
         return plot.signed(maps), maps
     return plot.overlay(np.asarray(x[0]), np.asarray(jaxviz.reduce_channels(maps[None]))[0]), maps
 
 
-METHOD_HELP = ("vanilla: the input gradient of the class score; guided: guided backprop (positive gradients "
-               "through positive activations); deconvnet: Zeiler-Fergus deconvnet; smoothgrad: gradients averaged "
-               "over noisy copies; ig: integrated gradients from a black baseline; occlusion: the score drop "
-               "when a grey patch covers each place; cam: class activation map of the last spatial layer; "
-               "gradcam: Grad-CAM at --layer")
+METHOD_HELP = ("vanilla: the input gradient of the class score; gradxinput: the image times that gradient; "
+               "guided: guided backprop (positive gradients through positive activations); deconvnet: "
+               "Zeiler-Fergus deconvnet; smoothgrad: gradients averaged over noisy copies; squaregrad, vargrad: "
+               "their mean square and their variance; ig: integrated gradients from a black baseline; occlusion: "
+               "the score drop when a grey patch covers each place; cam: class activation map of the last "
+               "spatial layer; gradcam: Grad-CAM at --layer; gradcam++, xgradcam, hirescam, layercam, eigencam, "
+               "eigengradcam: pytorch-grad-cam's variants of it; guided-gradcam: guided backprop times Grad-CAM")
 
 
 def check_saliency(args) -> None:
@@ -84,7 +95,7 @@ def cmd_saliency(args) -> None:
     if args.target is None:
         args.target = int(jnp.argmax(jax.jit(model.apply)(variables, x)[0]))
     target = args.target
-    if args.layer is not None and args.method not in ("gradcam",):
+    if args.layer is not None and args.method not in ("gradcam", "guided-gradcam", *CAM_FAMILY):
         target = Neuron(args.layer, args.channel)  # explain one unit of a mid-level layer
     tile, maps = _attribute(args, model, variables, x, target)
     if not np.all(np.isfinite(maps)):
@@ -108,15 +119,16 @@ def register(sub) -> None:
     model_args(p)
     p.add_argument("--method", choices=SALIENCY_METHODS, default="vanilla", help="the attribution method (above)")
     p.add_argument("--target", type=integer(0), default=None, help="class index (default: the top prediction)")
-    p.add_argument("--layer", default=None, help="gradcam: the layer (default: the last spatial one, "
+    p.add_argument("--layer", default=None, help="the CAM methods: the layer (default: the last spatial one, "
                                                  + per_model("cam_layer") + "); other methods: explain --channel "
                                                  "of it")
     p.add_argument("--channel", type=integer(0), default=0, help="with --layer: which channel")
-    p.add_argument("--samples", type=integer(1, 10_000), default=25, help="smoothgrad: noisy samples")
+    p.add_argument("--samples", type=integer(1, 10_000), default=25,
+                   help="smoothgrad, squaregrad, vargrad: noisy samples")
     p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig: quadrature steps")
     p.add_argument("--patch", type=integer(1, MAX_SIZE), default=32, help="occlusion: patch side in pixels")
     p.add_argument("--stride", type=integer(1, MAX_SIZE), default=16, help="occlusion: stride in pixels")
-    p.add_argument("--seed", type=int, default=0, help="smoothgrad: PRNG seed")
+    p.add_argument("--seed", type=int, default=0, help="smoothgrad, squaregrad, vargrad: PRNG seed")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_saliency, check=check_saliency)
