@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxviz.core.objectives import Target, score_and_acts
 from jaxviz.models import check_names
 
-__all__ = ["cam", "grad_cam", "layer_gradient", "resize", "normalize"]
+__all__ = ["cam", "grad_cam", "layer_gradient", "spatial_layer", "resize", "normalize"]
 
 
 def resize(maps: jax.Array, height: int, width: int) -> jax.Array:
@@ -35,7 +35,8 @@ def normalize(maps: jax.Array, eps: float = 1e-7) -> jax.Array:
     return (maps - low) / (high + eps)
 
 
-def _spatial_layer(model, layer: str | None) -> str:
+def spatial_layer(model, layer: str | None) -> str:
+    """``layer``, or the model's ``cam_layer``, checked against its layers (for every CAM method)."""
     layer = layer or model.cam_layer
     if layer is None:
         raise ValueError(f"{model.name} has no default CAM layer; pass layer=, one of: {', '.join(model.layers)}")
@@ -67,7 +68,7 @@ def grad_cam(model, variables, images: jax.Array, target: Target, *, layer: str 
     Returns:
         (B, H, W) maps, >= 0, not normalized.
     """
-    grads, acts = layer_gradient(model, variables, images, target, _spatial_layer(model, layer))
+    grads, acts = layer_gradient(model, variables, images, target, spatial_layer(model, layer))
     weights = jnp.mean(grads, axis=(1, 2), keepdims=True)
     maps = jax.nn.relu(jnp.sum(weights * acts, axis=-1))
     return resize(maps, images.shape[1], images.shape[2]) if upsample else maps

@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxviz.attribution.cam import _spatial_layer, layer_gradient, resize
+from jaxviz.attribution.cam import layer_gradient, resize, spatial_layer
 from jaxviz.core.objectives import Target
 
 __all__ = ["CAM_METHODS", "cam_map", "grad_cam_plus_plus", "xgrad_cam", "hires_cam", "layer_cam", "eigen_cam",
@@ -65,7 +65,7 @@ def cam_map(model, variables, images: jax.Array, target: Target, *, method: str 
     """The ``method`` (one of :data:`CAM_METHODS`) map of ``layer`` (default ``model.cam_layer``): (B, H, W) >= 0."""
     if method not in CAM_METHODS:
         raise ValueError(f"method must be one of {', '.join(CAM_METHODS)}, got {method!r}")
-    grads, acts = layer_gradient(model, variables, images, target, _spatial_layer(model, layer), method)
+    grads, acts = layer_gradient(model, variables, images, target, spatial_layer(model, layer), method)
     if method == "eigencam":
         maps = principal_projection(acts)
     elif method == "eigengradcam":

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from jaxviz.cli import attribution, datafree, experiments, models, style, synthesis
-from jaxviz.cli._common import DEFAULT_MODEL, EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
+from jaxviz.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
 from jaxviz.cli.datafree import DEEPINVERSION_LR, DEEPINVERSION_STEPS
 
 __all__ = ["main", "entry", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED", "DEEPINVERSION_STEPS",
@@ -59,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         args = parser.parse_args(argv)
-        if getattr(args, "model", "") is None:
-            args.model = DEFAULT_MODEL
         if hasattr(args, "check"):
             args.check(args)
         from jaxviz.core import progress
