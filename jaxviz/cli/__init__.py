@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from jaxviz.cli import attribution, datafree, experiments, models, style, synthesis
+from jaxviz.cli import _interrupt, attribution, datafree, experiments, models, style, synthesis
 from jaxviz.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
 from jaxviz.cli.datafree import DEEPINVERSION_LR, DEEPINVERSION_STEPS
 
@@ -52,13 +52,13 @@ def _user_error(e: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = None
     try:
         parser = build_parser()
         if not argv:  # bare `jaxviz`: the command list
             parser.print_help()
             return 0
         args = parser.parse_args(argv)
+        _interrupt.expect(resumes=getattr(args, "resumes", False))
         if hasattr(args, "check"):
             args.check(args)
         from jaxviz.core import progress
@@ -69,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        resumes = getattr(args, "resumes", False)
-        print(f"jaxviz: interrupted{'; rerun to resume' if resumes else ''}", file=sys.stderr)
+        _interrupt.answer()
         return EXIT_INTERRUPTED
     except Exception as e:
         if not _user_error(e):
@@ -81,10 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script: :func:`main`, then an exit that does not wait for JAX's threads after a Ctrl-C (a normal
-    interpreter shutdown in the middle of a compilation can crash)."""
+    """The console script: :func:`main` with a Ctrl-C that answers within seconds (:mod:`jaxviz.cli._interrupt`),
+    then an exit that does not wait for JAX's threads after a Ctrl-C (a normal interpreter shutdown in the middle
+    of a compilation can crash)."""
     import os
 
+    _interrupt.install()
     code = main()
     if code == EXIT_INTERRUPTED:
         sys.stdout.flush()
