@@ -27,7 +27,7 @@ from jaxviz._lazy import lazy
 
 __version__ = "0.1.0"
 
-FAMILIES = ("attribution", "synthesis", "style", "datafree", "representation", "io", "core", "models",
+FAMILIES = ("attribution", "metrics", "synthesis", "style", "datafree", "representation", "io", "core", "models",
             "experiments", "cli")
 
 #: the flat API: name -> "family.module:attribute"

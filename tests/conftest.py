@@ -5,13 +5,27 @@ from __future__ import annotations
 import os
 import tempfile
 
-import jax
-import numpy as np
-import pytest
-
-jax.config.update("jax_default_matmul_precision", "highest")
-# Keep converted weights out of the user's cache; one directory per test session.
+# Keep converted weights out of the user's cache; one directory per test session (set before the workers start,
+# so both share it).
 os.environ.setdefault("JAXVIZ_CACHE", tempfile.mkdtemp(prefix="jaxviz-test-cache-"))
+# One persistent XLA cache per session, shared by both workers and every CLI subprocess (they inherit these): a
+# program compiled once (Lite0's input gradient, the digits CNN's training step) is loaded by the next test that
+# builds it, not compiled again. The size bound turns on JAX's file lock, so the two workers never read half a file.
+_XLA_CACHE = {"JAX_COMPILATION_CACHE_DIR": os.path.join(os.environ["JAXVIZ_CACHE"], "xla"),
+              "JAX_COMPILATION_CACHE_MAX_SIZE": str(8 << 30), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
+for _name, _value in _XLA_CACHE.items():
+    os.environ.setdefault(_name, _value)
+
+import jax  # noqa: E402  (after the cache settings, which JAX reads when imported)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# in case a plugin imported JAX first
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+jax.config.update("jax_default_matmul_precision", "highest")
 os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras 3 is a test-only reference, on JAX
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # two test workers may share one GPU
 

@@ -19,15 +19,19 @@ def _interrupt_when(argv, ready, timeout=300):
     ``ready()`` holds; returns (exit code, stderr, seconds from the signal to the exit)."""
     command = argv if argv[0] == sys.executable else [sys.executable, "-m", "jaxviz.cli", *argv]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "never got ready"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, err, time.monotonic() - sent
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "never got ready"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        proc.kill()  # a failed check leaves no process behind
+    return proc.returncode, err, elapsed
 
 
 def _ends_with(err: str, line: str) -> None:

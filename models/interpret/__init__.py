@@ -26,7 +26,8 @@ in :attr:`Graph.unreachable` and :func:`run` warns once when a rule is applied.
 from __future__ import annotations
 
 from ._graph import TRACE_CONTEXT, Graph, Naming, ValueId, clear_cache, trace
+from ._order import first_uses
 from ._run import Rule, run
 from ._sites import Site
 
-__all__ = ["Graph", "Naming", "Site", "trace", "run", "clear_cache", "TRACE_CONTEXT", "ValueId", "Rule"]
+__all__ = ["Graph", "Naming", "Site", "trace", "run", "clear_cache", "TRACE_CONTEXT", "ValueId", "Rule", "first_uses"]
