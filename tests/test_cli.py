@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -261,3 +262,31 @@ def test_the_zoo_table_the_cli_checks_against_equals_the_models():
     for name in models.available():
         assert _zoo.info(name)._asdict() == {"name": name, **{k: tuple(v) if isinstance(v, list) else v
                                                                for k, v in _zoo.describe(name).items()}}, name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--sample", "chelsea", "--methods", "saliency,foo"], "--methods: unknown 'foo'"),
+    (["evaluate", "--sample", "chelsea", "--metrics", "hog"], "--metrics: unknown 'hog'"),
+    (["evaluate"], "give images"),
+    (["evaluate", "no/such/dir"], "no such file or folder"),
+    (["evaluate", "--sample", "chelsea", "--size", "8"], "--size"),
+    (["evaluate", "--sample", "chelsea", "--layer", "blocks.99"], "unknown layer 'blocks.99'"),
+])
+def test_evaluate_mistakes(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_evaluate_json_gives_one_finite_row_per_image_method_and_metric(capsys, tmp_path):
+    from jaxviz.io import image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image.save_png(folder / "cat.png", image.sample("chelsea", 48))
+    code, out, _ = run(capsys, "evaluate", str(folder), "--sample", "coffee", "--size", "48", "--methods",
+                       "saliency,gradcam", "--metrics", "deletion,sparseness", "--json")
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 2 * 2 * 2 and all(np.isfinite(r["score"]) for r in rows)
+    assert {r["image"] for r in rows} == {str(folder / "cat.png"), "coffee"}
+    assert all(0.0 <= r["score"] <= 1.0 for r in rows)  # an area under a probability; a Gini index

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxviz.core.batching import per_pass
 
-__all__ = ["check_inputs", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices", "target_scores",
+__all__ = ["check_inputs", "check_finite", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices", "target_scores",
            "variant_scores", "trapezoid"]
 
 #: what replaces removed pixels: a number, or one of these names.
@@ -47,9 +47,14 @@ def pixel_maps(maps, shape: tuple[int, int, int]) -> jax.Array:
         maps = jnp.mean(maps, axis=-1)
     if maps.shape != tuple(shape):
         raise ValueError(f"maps must be (B, H, W) = {tuple(shape)} (or with a channel axis), got {maps.shape}")
-    if not isinstance(maps, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(maps))):
-        raise ValueError("maps contain NaN or infinite values")
+    check_finite(maps, "maps")
     return maps.astype(jnp.result_type(maps.dtype, jnp.float32))
+
+
+def check_finite(x: jax.Array, what: str) -> None:
+    """A ValueError if ``x`` holds NaN or infinities (checked on concrete arrays; inside ``jit`` it cannot be)."""
+    if not isinstance(x, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"{what} contain NaN or infinite values")
 
 
 def ranks(maps: jax.Array, descending: bool = True) -> jax.Array:

@@ -172,7 +172,8 @@ def random_logit(method: Method, model, variables, images, target, *, key: jax.A
         r = jax.random.randint(key, (b,), 0, classes - 1)
         other = jnp.where(r < target, r, r + 1)
     other = class_indices(other, b)
-    if bool(np.any(np.asarray(other) == np.asarray(target))):
+    concrete = not any(isinstance(t, jax.core.Tracer) for t in (other, target))
+    if concrete and bool(np.any(np.asarray(other) == np.asarray(target))):
         raise ValueError("other must differ from target for every image")
     original = (_explain(method, model, variables, images, target) if maps is None
                 else pixel_maps(maps, images.shape[:3]))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxviz.metrics._common import check_inputs, class_indices, target_scores, variant_scores
 
@@ -82,9 +83,10 @@ def road(model, variables, images, target, maps, *, percentiles: float | Sequenc
     target = class_indices(target, b)
     if order not in ("morf", "lerf"):
         raise ValueError(f'order must be "morf" or "lerf", got {order!r}')
-    levels = jnp.atleast_1d(jnp.asarray(percentiles, maps.dtype))
-    if levels.ndim != 1 or not bool(jnp.all((levels >= 0) & (levels <= 100))):
+    levels = np.atleast_1d(np.asarray(percentiles, np.float64))
+    if levels.ndim != 1 or not np.all((levels >= 0) & (levels <= 100)):
         raise ValueError(f"percentiles must be in [0, 100], got {percentiles!r}")
+    levels = jnp.asarray(levels, maps.dtype)
     if noise < 0 or (noise > 0 and key is None):
         raise ValueError("noise must be >= 0, and noise > 0 needs a key")
     keys = jax.random.split(jax.random.key(0) if key is None else key, len(levels))

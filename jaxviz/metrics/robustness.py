@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz.core.batching import per_pass
-from jaxviz.metrics._common import check_inputs, class_indices, target_scores, variant_scores
+from jaxviz.metrics._common import check_finite, check_inputs, class_indices, target_scores, variant_scores
 
 __all__ = ["max_sensitivity", "local_lipschitz", "infidelity", "explanations_of"]
 
@@ -111,8 +111,7 @@ def infidelity(model, variables, images, target, maps, *, std: float = 0.1, samp
         maps = jnp.broadcast_to(maps[..., None], images.shape)
     if maps.shape != images.shape:
         raise ValueError(f"maps must be (B, H, W, 3) = {images.shape} or (B, H, W), got {maps.shape}")
-    if not bool(jnp.all(jnp.isfinite(maps))):
-        raise ValueError("maps contain NaN or infinite values")
+    check_finite(maps, "maps")
     p = _noise(images, noise, key, samples, lambda k, shape: std * jax.random.normal(k, shape))
     predicted = jnp.einsum("sbhwc,bhwc->bs", p, maps)
     before = target_scores(model, variables, images, target, output)
