@@ -15,8 +15,8 @@ import numpy as np
 
 from jaxviz.core.batching import per_pass
 
-__all__ = ["check_inputs", "check_finite", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices", "target_scores",
-           "variant_scores", "trapezoid"]
+__all__ = ["check_inputs", "check_finite", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices",
+           "target_scores", "variant_scores", "trapezoid"]
 
 #: what replaces removed pixels: a number, or one of these names.
 BASELINES = ("black", "zeros", "mean", "blur", "uniform")
