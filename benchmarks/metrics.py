@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
 from jaxviz.metrics import complexity, faithfulness, road, robustness  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from harness import Row, markdown, report, time_calls, time_jax  # noqa: E402
 from peers import to_torch, torch_pair  # noqa: E402
 
 METRICS = ("pixel_flipping", "region_perturbation", "faithfulness_correlation", "road", "infidelity", "sparseness")
@@ -133,13 +133,7 @@ def main(argv=None):
     p.add_argument("--per-pass", type=int, default=4, help="perturbed copies of the batch per forward pass")
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
-    print(f"device: {device_name()}")
-    rows = []
-    for name in args.model:
-        rows += bench(name, args.metric, args)
-    print()
-    print(markdown(rows))
-    print(f"\nsaved {save(rows, 'metrics')}")
+    report([row for name in args.model for row in bench(name, args.metric, args)], "metrics", "img/s")
 
 
 if __name__ == "__main__":

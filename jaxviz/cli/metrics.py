@@ -12,7 +12,6 @@ METHODS = ("saliency", "gradxinput", "guided", "smoothgrad", "ig", "gradcam", "g
 #: metrics that score a map on perturbed copies of the image, or read the map alone.
 METRICS = ("deletion", "insertion", "pixel_flipping", "region_perturbation", "faithfulness_correlation",
            "mu_fidelity", "road", "infidelity", "sparseness", "complexity")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _names(text: str, valid: tuple[str, ...], flag: str) -> tuple[str, ...]:
@@ -25,14 +24,13 @@ def _names(text: str, valid: tuple[str, ...], flag: str) -> tuple[str, ...]:
 
 
 def _image_paths(inputs: list[str]) -> list[Path]:
+    from jaxviz.io import image
+
     paths = []
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-            paths += found
+            paths += image.list_images(path)
         elif path.is_file():
             paths.append(path)
         else:

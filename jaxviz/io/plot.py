@@ -7,13 +7,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from jaxviz.io import image as _image
 
-__all__ = ["colorize", "overlay", "signed", "panel", "scale01"]
+__all__ = ["colorize", "overlay", "signed", "panel", "scale01", "line_chart", "COLOURS"]
 
 # Anchors of a perceptually ordered black-purple-orange-yellow map (inferno-like).
 _ANCHORS = np.array([
@@ -58,3 +58,48 @@ def panel(img: np.ndarray, heats: Mapping[str, np.ndarray], alpha: float = 0.5) 
     """The image, then one overlay per named (H, W) map, side by side with captions."""
     tiles = [np.asarray(img, np.float32)] + [overlay(img, h, alpha) for h in heats.values()]
     return _image.grid(tiles, ["input", *heats], cols=len(tiles))
+
+
+#: distinguishable line colours (RGB in [0, 1]), cycled by :func:`line_chart`.
+COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.50, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.40, 0.74),
+           (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
+
+
+def line_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
+               x_label: str = "", y_range: tuple[float, float] | None = None, size: tuple[int, int] = (320, 240),
+               legend: bool = True) -> np.ndarray:
+    """Curves ``{name: (x, y)}`` drawn as lines on white, axes and a legend: (H, W, 3) in [0, 1] (PIL only)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not curves:
+        raise ValueError("line_chart needs at least one curve")
+    xs = np.concatenate([np.asarray(x, np.float64) for x, _ in curves.values()])
+    ys = np.concatenate([np.asarray(y, np.float64) for _, y in curves.values()])
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise ValueError("curves contain NaN or infinite values")
+    (x0, x1), (y0, y1) = (xs.min(), xs.max()), y_range or (ys.min(), ys.max())
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    w, h = size
+    left, right, top, bottom = 34, 8, 18, 30
+    canvas = Image.new("RGB", (w, h), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+
+    def at(x, y):
+        return (left + (x - x0) / (x1 - x0) * (w - left - right),
+                h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))
+
+    draw.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
+    for value, anchor in ((y0, "rm"), (y1, "rm")):
+        draw.text((left - 3, at(x0, value)[1]), f"{value:.2g}", fill="black", font=font, anchor=anchor)
+    for value, anchor in ((x0, "lt"), (x1, "rt")):
+        draw.text((at(value, y0)[0], h - bottom + 3), f"{value:.2g}", fill="black", font=font, anchor=anchor)
+    draw.text((w // 2, h - 4), x_label, fill="black", font=font, anchor="mb")
+    draw.text((w // 2, 3), title, fill="black", font=font, anchor="mt")
+    for k, (name, (x, y)) in enumerate(curves.items()):
+        colour = tuple(int(255 * c) for c in COLOURS[k % len(COLOURS)])
+        points = [at(a, b) for a, b in zip(np.asarray(x, np.float64), np.asarray(y, np.float64), strict=True)]
+        draw.line(points, fill=colour, width=2) if len(points) > 1 else draw.point(points, fill=colour)
+        if legend:
+            draw.line([(w - right - 70, top + 6 + 11 * k), (w - right - 58, top + 6 + 11 * k)], fill=colour, width=2)
+            draw.text((w - right - 55, top + 6 + 11 * k), name[:10], fill="black", font=font, anchor="lm")
+    return np.asarray(canvas, np.float32) / 255.0
