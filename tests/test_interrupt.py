@@ -13,11 +13,22 @@ from PIL import Image
 from jaxviz.cli import _interrupt
 from jaxviz.experiments import demo
 
+_AS_FROM_A_SHELL = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); ")
+
 
 def _interrupt_when(argv, ready, timeout=300):
     """Starts ``jaxviz ARGV`` (or the command ARGV, if it starts with the interpreter), sends SIGINT once
     ``ready()`` holds; returns (exit code, stderr, seconds from the signal to the exit)."""
-    command = argv if argv[0] == sys.executable else [sys.executable, "-m", "jaxviz.cli", *argv]
+    own = argv[0] == sys.executable
+    cli = "import runpy; runpy.run_module('jaxviz.cli', run_name='__main__')"
+    script, rest = (argv[2], argv[3:]) if own else (cli, argv)
+    # A child inherits its parent's SIGINT disposition and signal mask; a test worker that ran other tests first
+    # may have either changed (the suite once saw SIGINT have no effect at all), so the child starts as a shell
+    # would start it. The parent's state is in the failure messages.
+    parent = (f"parent SIGINT handler {signal.getsignal(signal.SIGINT)}, "
+              f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}")
+    command = [sys.executable, "-c", _AS_FROM_A_SHELL + script, *rest]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + timeout
@@ -27,7 +38,10 @@ def _interrupt_when(argv, ready, timeout=300):
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"no exit 60 s after SIGINT; {parent}") from e
         elapsed = time.monotonic() - sent
     finally:
         proc.kill()  # a failed check leaves no process behind
