@@ -57,7 +57,7 @@ def peer_metric(name, args, net, x, targets, maps):
         import quantus
 
         metric = {
-            "pixel_flipping": lambda: quantus.PixelFlipping(features_in_step=3 * args.pixels_per_step,
+            "pixel_flipping": lambda: quantus.PixelFlipping(features_in_step=args.quantus_features_in_step,
                                                             disable_warnings=True),
             "region_perturbation": lambda: quantus.RegionPerturbation(patch_size=args.patch,
                                                                       regions_evaluation=args.regions,
@@ -104,6 +104,10 @@ def bench(model_name: str, names, args) -> list[Row]:
     maps = rng.uniform(size=(args.batch, size, size)).astype(np.float32)  # tie-free, in [0, 1] (ROAD's CAMs)
     rows = []
     for name in names:
+        # Quantus needs H*W % features_in_step == 0 (so 3 x pixels_per_step is impossible at 224 px) and perturbs
+        # channel elements: the same number of steps, 3 H W / features_in_step, is the same work.
+        quantus_steps = 3 * size * size // args.quantus_features_in_step
+        args.pixels_per_step = -(-size * size // quantus_steps)
         fn = jax_metric(name, args, args.batch * args.per_pass)
         jitted = jax.jit(lambda v, x, t, m, fn=fn: fn(model, v, x, t, m))
         ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets), jnp.asarray(maps)), args.repeats)
@@ -124,7 +128,8 @@ def main(argv=None):
     p.add_argument("--model", nargs="*", default=["efficientnet_lite0"])
     p.add_argument("--metric", nargs="*", default=list(METRICS), choices=METRICS)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--pixels-per-step", type=int, default=224 * 16, help="pixel flipping: pixels per step")
+    p.add_argument("--quantus-features-in-step", type=int, default=224 * 14,
+                   help="pixel flipping: Quantus's channel elements per step (jaxviz takes the same number of steps)")
     p.add_argument("--patch", type=int, default=28)
     p.add_argument("--regions", type=int, default=16)
     p.add_argument("--runs", type=int, default=16, help="faithfulness correlation runs, infidelity samples")
