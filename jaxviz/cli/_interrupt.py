@@ -58,6 +58,20 @@ def _watch(reader: socket.socket) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+def _unraisable(hook):
+    """A Ctrl-C that lands in a callback Python cannot raise from (JAX's garbage-collection hook, say) is
+    swallowed there with a traceback: answer it instead, and end the process, since nothing else will see it."""
+
+    def handle(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            answer()
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)
+        hook(unraisable)
+
+    return handle
+
+
 def install() -> None:
     """Starts the watcher (the console script calls this; in-process callers of ``main`` keep Python's own)."""
     if threading.current_thread() is not threading.main_thread():
@@ -67,3 +81,4 @@ def install() -> None:
     writer.setblocking(False)
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     threading.Thread(target=_watch, args=(reader,), name="jaxviz-ctrl-c", daemon=True).start()
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
