@@ -61,7 +61,7 @@ def main(argv=None):
             tiles.append(plot.overlay(np.asarray(x[0]), heat) if heat.max() > 0 else np.asarray(x[0]) * 0.3)
             captions.append(f"{name}: {depth}" if depth == "original" else f"to {depth}")
     grid = image.grid(tiles, captions, cols=len(SHOWN) + 1, label_height=16)
-    chart = plot.line_chart(curves, title="Spearman rank correlation of |map| with the original, randomizing from fc down",
+    chart = plot.line_chart(curves, title="Spearman correlation of |map| with the original, fc down",
                             x_label="parameter groups re-drawn (fc ... conv_stem)", y_range=(-1.0, 1.0),
                             size=(grid.shape[1], 260))
     image.save_png(args.out, np.concatenate([grid, chart], axis=0))
