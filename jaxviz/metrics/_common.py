@@ -16,7 +16,7 @@ import numpy as np
 from jaxviz.core.batching import per_pass
 
 __all__ = ["check_inputs", "check_finite", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices",
-           "target_scores", "variant_scores", "trapezoid"]
+           "target_scores", "map_chunks", "variant_scores", "trapezoid"]
 
 #: what replaces removed pixels: a number, or one of these names.
 BASELINES = ("black", "zeros", "mean", "blur", "uniform")
@@ -123,20 +123,25 @@ def target_scores(model, variables, images: jax.Array, target: jax.Array, output
     return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
 
 
+def map_chunks(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) -> jax.Array:
+    """``fn`` of (chunk,) index vectors, stacked for the indices ``k < count``: (count, ...), in a ``lax.map`` of
+    ``ceil(count / chunk)`` calls (the last chunk repeats index ``count - 1``)."""
+    chunk = max(1, min(chunk, count))
+    n_chunks = -(-count // chunk)
+    out = jax.lax.map(lambda c: fn(jnp.minimum(c * chunk + jnp.arange(chunk), count - 1)), jnp.arange(n_chunks))
+    return out.reshape(n_chunks * chunk, *out.shape[2:])[:count]
+
+
 def variant_scores(model, variables, target: jax.Array, variant: Callable[[jax.Array], jax.Array], count: int,
                    batch: int, *, batch_size: int | None = None, output: str = "probability") -> jax.Array:
     """(B, count): the target's score on ``variant(k)`` for ``k < count``, ``per_pass`` variants per forward."""
-    chunk = min(per_pass(batch_size, batch), count)
-    n_chunks = -(-count // chunk)
 
-    def one_chunk(c):
-        idx = jnp.minimum(c * chunk + jnp.arange(chunk), count - 1)  # the last chunk repeats the last variant
+    def scores(idx):
         x = jax.vmap(variant)(idx)  # (chunk, B, H, W, 3)
-        s = target_scores(model, variables, x.reshape(chunk * batch, *x.shape[2:]), jnp.tile(target, chunk), output)
-        return s.reshape(chunk, batch)
+        s = target_scores(model, variables, x.reshape(-1, *x.shape[2:]), jnp.tile(target, len(idx)), output)
+        return s.reshape(len(idx), batch)
 
-    scores = jax.lax.map(one_chunk, jnp.arange(n_chunks)).reshape(n_chunks * chunk, batch)[:count]
-    return scores.T
+    return map_chunks(scores, count, per_pass(batch_size, batch)).T
 
 
 def trapezoid(curve: jax.Array, dx: float = 1.0) -> jax.Array:

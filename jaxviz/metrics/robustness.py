@@ -20,7 +20,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz.core.batching import per_pass
-from jaxviz.metrics._common import check_finite, check_inputs, class_indices, target_scores, variant_scores
+from jaxviz.metrics._common import (
+    check_finite,
+    check_inputs,
+    class_indices,
+    map_chunks,
+    target_scores,
+    variant_scores,
+)
 
 __all__ = ["max_sensitivity", "local_lipschitz", "infidelity", "explanations_of"]
 
@@ -44,17 +51,14 @@ def _noise(images, noise, key, samples, draw) -> jax.Array:
 def explanations_of(method: Method, model, variables, inputs: jax.Array, target: jax.Array,
                     batch_size: int | None = None) -> jax.Array:
     """``method`` on (S, B, H, W, 3) ``inputs``: (S, B, ...) maps, ``per_pass`` copies of the batch per call."""
-    s, b = inputs.shape[:2]
-    chunk = min(per_pass(batch_size, b), s)
-    n_chunks = -(-s // chunk)
-    padded = jnp.concatenate([inputs, jnp.repeat(inputs[-1:], n_chunks * chunk - s, axis=0)])
+    b = inputs.shape[1]
 
-    def one_chunk(x):  # (chunk, B, H, W, 3)
-        maps = method(model, variables, x.reshape(chunk * b, *x.shape[2:]), jnp.tile(target, chunk))
-        return maps.reshape(chunk, b, *maps.shape[1:])
+    def explain(idx):
+        x = inputs[idx]  # (chunk, B, H, W, 3)
+        maps = method(model, variables, x.reshape(-1, *x.shape[2:]), jnp.tile(target, len(idx)))
+        return maps.reshape(len(idx), b, *maps.shape[1:])
 
-    out = jax.lax.map(one_chunk, padded.reshape(n_chunks, chunk, *inputs.shape[1:]))
-    return out.reshape(n_chunks * chunk, *out.shape[2:])[:s]
+    return map_chunks(explain, inputs.shape[0], per_pass(batch_size, b))
 
 
 def _flat_norm(x: jax.Array, start: int) -> jax.Array:
