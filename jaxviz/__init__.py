@@ -44,7 +44,8 @@ API = {
     "cam_map": "attribution.cam_family", "grad_cam_plus_plus": "attribution.cam_family",
     "xgrad_cam": "attribution.cam_family", "hires_cam": "attribution.cam_family",
     "layer_cam": "attribution.cam_family", "eigen_cam": "attribution.cam_family",
-    "eigen_grad_cam": "attribution.cam_family",
+    "eigen_grad_cam": "attribution.cam_family", "score_cam": "attribution.cam_perturbation",
+    "ablation_cam": "attribution.cam_perturbation",
     # what is scored
     "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",
     # synthesis

@@ -115,6 +115,7 @@ METHODS = {
     "occlusion": functools.partial(jaxviz.occlusion, patch=32, stride=32, batch_size=8),
     "grad_cam": functools.partial(jaxviz.grad_cam, layer="blocks.10"),
     "cam": jaxviz.cam,
+    "score_cam": functools.partial(jaxviz.score_cam, layer="blocks.10", batch_size=32),
 }
 
 
@@ -146,7 +147,7 @@ def test_cross_cutting(name, lite0, small_batch):
 
     targets = jnp.asarray([285, 967])
     batched = jitted(variables, small_batch, targets)
-    expected_shape = small_batch.shape if name not in ("cam", "grad_cam") else small_batch.shape[:3]
+    expected_shape = small_batch.shape if not name.endswith("cam") else small_batch.shape[:3]
     assert batched.shape == expected_shape and bool(jnp.all(jnp.isfinite(batched)))
     jitted(variables, small_batch, jnp.asarray([1, 2]))  # new target values: no retrace
     if name in ("cam", "grad_cam"):  # eager runs op by op: slow, so only for the cheapest methods

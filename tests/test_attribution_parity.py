@@ -35,6 +35,7 @@ import torchvision
 
 import jaxviz
 from jaxviz import models
+from jaxviz.attribution import cam_compose
 
 from conftest import (
     PARITY_RTOL,
@@ -193,15 +194,22 @@ def _resize_only(cam, target_size=None):  # pytorch-grad-cam's resize, without i
     return np.stack([cv2.resize(c, target_size) if target_size else c for c in cam])
 
 
-def _pytorch_grad_cam(name, setup, monkeypatch, **options):
+def _pytorch_grad_cam(name, setup, monkeypatch, torch_layer=None, images=None, constructor=None, scaled=False,
+                      **options):
+    """pytorch-grad-cam's map, without its min-max scaling (unless ``scaled``); ``torch_layer`` may give a list."""
     import pytorch_grad_cam
     import pytorch_grad_cam.base_cam as base_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    monkeypatch.setattr(base_cam, "scale_cam_image", _resize_only)
-    with getattr(pytorch_grad_cam, name)(model=setup["torch"], target_layers=[setup["torch_layer"](setup["torch"])]) \
+    if not scaled:
+        monkeypatch.setattr(base_cam, "scale_cam_image", _resize_only)
+    x = setup["x"] if images is None else images
+    layer = (torch_layer or setup["torch_layer"])(setup["torch"])
+    target_layers = layer if isinstance(layer, list) else [layer]
+    with getattr(pytorch_grad_cam, name)(model=setup["torch"], target_layers=target_layers, **(constructor or {})) \
             as gc:
-        return gc(input_tensor=to_nchw(setup["x"]), targets=[ClassifierOutputTarget(t) for t in TARGETS], **options)
+        return gc(input_tensor=to_nchw(x), targets=[ClassifierOutputTarget(t) for t in TARGETS[:len(x)]],
+                  **options)
 
 
 def test_grad_cam(setup, monkeypatch):
@@ -225,6 +233,49 @@ def test_cam_family(setup, monkeypatch, method, theirs, eigen_smooth):
     ours = _ours(functools.partial(jaxviz.cam_map, method=method, eigen_smooth=eigen_smooth), setup,
                  layer=setup["layer"])
     assert_close_to_max(ours, reference, ATTR_RTOL, f"{method} eigen_smooth={eigen_smooth}")
+
+
+def _zeroing_ablation_layer():
+    """pytorch-grad-cam's ablation layer, ablating to 0 on every layer (its own writes ``min - 1e7`` where a
+    layer's minimum is not 0, e.g. Lite0's linear ``blocks.15``; jaxviz always zeroes: cam_perturbation's
+    docstring). Passed through AblationCAM's ``ablation_layer=`` argument, the hook it offers for this."""
+    from pytorch_grad_cam.ablation_layer import AblationLayer
+
+    class Zeroing(AblationLayer):
+        def __call__(self, x, **_):  # Lite0's blocks are called with drop_connect_rate=
+            out = self.activations
+            for i in range(out.size(0)):
+                out[i, self.indices[i], :] = 0
+            return out
+
+    return Zeroing()
+
+
+@pytest.mark.parametrize("method, theirs", [("score_cam", "ScoreCAM"), ("ablation_cam", "AblationCAM")])
+def test_gradient_free_cams(setup, monkeypatch, method, theirs):
+    """One forward pass per channel: one photo, and ResNet-50's layer1 (256 post-ReLU channels, where
+    pytorch-grad-cam's own ablation layer zeroes) instead of layer4's 2048."""
+    resnet = setup["layer"] == "layer4"
+    layer, torch_layer = ("layer1", lambda n: n.net.layer1) if resnet else (setup["layer"], setup["torch_layer"])
+    constructor = {"ablation_layer": _zeroing_ablation_layer()} if theirs == "AblationCAM" and not resnet else {}
+    reference = _pytorch_grad_cam(theirs, setup, monkeypatch, torch_layer, setup["x"][:1], constructor)
+    model = setup["model"]
+    ours = jax.jit(lambda v, x: getattr(jaxviz, method)(model, v, x, jnp.asarray(TARGETS[:1]), layer=layer,
+                                                        batch_size=32))(setup["variables"], setup["x"][:1])
+    assert_close_to_max(ours, reference, ATTR_RTOL, method)
+
+
+def test_several_layers_and_aug_smooth(setup, monkeypatch):
+    """Grad-CAM on two layers at once, and with test-time augmentation: pytorch-grad-cam's scaled outputs."""
+    two = ("layer3", "layer4") if setup["layer"] == "layer4" else ("blocks.11", "blocks.15")
+    torch_two = ((lambda n: [n.net.layer3, n.net.layer4]) if setup["layer"] == "layer4"
+                 else (lambda n: [n.net._blocks[11], n.net._blocks[15]]))
+    reference = _pytorch_grad_cam("GradCAM", setup, monkeypatch, torch_two, scaled=True)
+    ours = _ours(cam_compose.layers(jaxviz.grad_cam, two), setup)
+    assert_close_to_max(ours, reference, ATTR_RTOL, "grad-cam on two layers")
+    reference = _pytorch_grad_cam("GradCAM", setup, monkeypatch, scaled=True, aug_smooth=True)
+    ours = _ours(cam_compose.aug_smooth(jaxviz.grad_cam), setup, layer=setup["layer"])
+    assert_close_to_max(ours, reference, ATTR_RTOL, "grad-cam aug_smooth")
 
 
 def test_guided_grad_cam(setup):

@@ -7,6 +7,8 @@
 * :mod:`.occlusion`: the score drop under a sliding patch;
 * :mod:`.cam`: CAM and Grad-CAM;
 * :mod:`.cam_family`: Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, EigenGrad-CAM;
+* :mod:`.cam_perturbation`: Score-CAM and Ablation-CAM (channel weights from perturbed forward passes);
+* :mod:`.cam_compose`: any CAM on several layers at once, and with test-time augmentation (``aug_smooth``);
 * :mod:`.guided_grad_cam`: Guided Grad-CAM (guided backprop times the upsampled Grad-CAM);
 * :mod:`.mask`: a saliency map turned into a segmentation (GrabCut).
 """
@@ -14,5 +16,6 @@
 from jaxviz._lazy import lazy
 
 __getattr__, __dir__ = lazy(__name__, (
-    "gradients", "gradient_shap", "guided", "occlusion", "cam", "cam_family", "guided_grad_cam", "mask",
+    "gradients", "gradient_shap", "guided", "occlusion", "cam", "cam_family", "cam_perturbation", "cam_compose",
+    "guided_grad_cam", "mask",
 ))

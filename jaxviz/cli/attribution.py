@@ -19,9 +19,11 @@ from jaxviz.cli._common import (
 
 SALIENCY_METHODS = ("vanilla", "gradxinput", "guided", "deconvnet", "smoothgrad", "squaregrad", "vargrad", "ig",
                     "occlusion", "cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
-                    "eigengradcam", "guided-gradcam")
+                    "eigengradcam", "scorecam", "ablationcam", "guided-gradcam")
 #: the CAM-family methods: one (B, H, W) map of --layer, shown over the image.
-CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam")
+CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam")
+#: the CAM-family methods outside ``jaxviz.cam_map``: one forward pass per channel of --layer.
+GRADIENT_FREE = {"scorecam": "score_cam", "ablationcam": "ablation_cam"}
 
 
 def _attribute(args, model, variables, x, target):
@@ -47,7 +49,9 @@ def _attribute(args, model, variables, x, target):
         "cam": jaxviz.cam,
         "gradcam": functools.partial(jaxviz.grad_cam, layer=args.layer),
         "guided-gradcam": functools.partial(jaxviz.guided_grad_cam, layer=args.layer),
-        **{name: functools.partial(jaxviz.cam_map, method=name, layer=args.layer) for name in CAM_FAMILY},
+        **{name: functools.partial(jaxviz.cam_map, method=name, layer=args.layer) for name in CAM_FAMILY
+           if name not in GRADIENT_FREE},
+        **{name: functools.partial(getattr(jaxviz, fn), layer=args.layer) for name, fn in GRADIENT_FREE.items()},
     }
     maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
     if args.method in ("cam", "gradcam", *CAM_FAMILY):
@@ -63,7 +67,9 @@ METHOD_HELP = ("vanilla: the input gradient of the class score; gradxinput: the 
                "their mean square and their variance; ig: integrated gradients from a black baseline; occlusion: "
                "the score drop when a grey patch covers each place; cam: class activation map of the last "
                "spatial layer; gradcam: Grad-CAM at --layer; gradcam++, xgradcam, hirescam, layercam, eigencam, "
-               "eigengradcam: pytorch-grad-cam's variants of it; guided-gradcam: guided backprop times Grad-CAM")
+               "eigengradcam: pytorch-grad-cam's variants of it; scorecam, ablationcam: channel weights from one "
+               "forward pass per channel (the image masked by it, or the channel zeroed); guided-gradcam: guided "
+               "backprop times Grad-CAM")
 
 
 def check_saliency(args) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from jaxviz.cli._common import MAX_SIZE, check_class, check_layers, check_model, examples, integer, model_args
 
 #: the methods ``evaluate`` runs (its own short names; ``jaxviz saliency --method`` has more knobs).
-METHODS = ("saliency", "gradxinput", "guided", "smoothgrad", "ig", "gradcam", "gradcam++", "layercam", "occlusion")
+METHODS = ("saliency", "gradxinput", "guided", "smoothgrad", "ig", "gradcam", "gradcam++", "layercam", "scorecam",
+           "ablationcam", "occlusion")
 #: metrics that score a map on perturbed copies of the image, or read the map alone.
 METRICS = ("deletion", "insertion", "pixel_flipping", "region_perturbation", "faithfulness_correlation",
            "mu_fidelity", "road", "infidelity", "sparseness", "complexity")
@@ -78,6 +79,8 @@ def _methods(model, layer):
         "gradcam": functools.partial(jaxviz.grad_cam, layer=layer),
         "gradcam++": functools.partial(jaxviz.grad_cam_plus_plus, layer=layer),
         "layercam": functools.partial(jaxviz.layer_cam, layer=layer),
+        "scorecam": functools.partial(jaxviz.score_cam, layer=layer),
+        "ablationcam": functools.partial(jaxviz.ablation_cam, layer=layer),
         "occlusion": lambda *a: jaxviz.occlusion(*a, patch=max(4, model.input_size // 8),
                                                  stride=max(2, model.input_size // 16))[..., 0],
     }

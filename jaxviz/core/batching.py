@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxviz.core.objectives import Target
 
-__all__ = ["DEFAULT_BATCH_SIZE", "chunked_sum", "per_pass", "tile_target"]
+__all__ = ["DEFAULT_BATCH_SIZE", "chunked_sum", "map_chunks", "per_pass", "tile_target"]
 
 #: images per forward pass in sampled methods, unless ``batch_size=`` says otherwise.
 DEFAULT_BATCH_SIZE = 64
@@ -50,3 +50,12 @@ def chunked_sum(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int, sh
 def per_pass(batch_size: int | None, batch: int) -> int:
     """How many copies of a ``batch``-image batch fit in ``batch_size`` images per forward pass."""
     return max(1, (batch_size or DEFAULT_BATCH_SIZE) // batch)
+
+
+def map_chunks(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) -> jax.Array:
+    """``fn`` of (chunk,) index vectors, stacked for the indices ``k < count``: (count, ...), in a ``lax.map`` of
+    ``ceil(count / chunk)`` calls (the last chunk repeats index ``count - 1``)."""
+    chunk = max(1, min(chunk, count))
+    n_chunks = -(-count // chunk)
+    out = jax.lax.map(lambda c: fn(jnp.minimum(c * chunk + jnp.arange(chunk), count - 1)), jnp.arange(n_chunks))
+    return out.reshape(n_chunks * chunk, *out.shape[2:])[:count]

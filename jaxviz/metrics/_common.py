@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz.core.batching import per_pass
+from jaxviz.core.batching import map_chunks, per_pass
 
 __all__ = ["check_inputs", "check_finite", "pixel_maps", "ranks", "baseline", "BASELINES", "class_indices",
-           "target_scores", "map_chunks", "variant_scores", "trapezoid"]
+           "target_scores", "variant_scores", "trapezoid"]
 
 #: what replaces removed pixels: a number, or one of these names.
 BASELINES = ("black", "zeros", "mean", "blur", "uniform")
@@ -121,15 +121,6 @@ def target_scores(model, variables, images: jax.Array, target: jax.Array, output
     elif output != "logit":
         raise ValueError(f'output must be "probability" or "logit", got {output!r}')
     return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
-
-
-def map_chunks(fn: Callable[[jax.Array], jax.Array], count: int, chunk: int) -> jax.Array:
-    """``fn`` of (chunk,) index vectors, stacked for the indices ``k < count``: (count, ...), in a ``lax.map`` of
-    ``ceil(count / chunk)`` calls (the last chunk repeats index ``count - 1``)."""
-    chunk = max(1, min(chunk, count))
-    n_chunks = -(-count // chunk)
-    out = jax.lax.map(lambda c: fn(jnp.minimum(c * chunk + jnp.arange(chunk), count - 1)), jnp.arange(n_chunks))
-    return out.reshape(n_chunks * chunk, *out.shape[2:])[:count]
 
 
 def variant_scores(model, variables, target: jax.Array, variant: Callable[[jax.Array], jax.Array], count: int,

@@ -19,12 +19,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxviz.core.batching import per_pass
+from jaxviz.core.batching import map_chunks, per_pass
 from jaxviz.metrics._common import (
     check_finite,
     check_inputs,
     class_indices,
-    map_chunks,
     target_scores,
     variant_scores,
 )
