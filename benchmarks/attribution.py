@@ -29,9 +29,12 @@ from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "cam", "gradient_x_input", "guided_grad_cam", "gradient_shap", "grad_cam_plus_plus",
-           "layer_cam")
+           "layer_cam", "score_cam", "ablation_cam", "rise")
 #: pytorch-grad-cam's class for each CAM-family method.
-GRAD_CAM_CLASSES = {"grad_cam": "GradCAM", "grad_cam_plus_plus": "GradCAMPlusPlus", "layer_cam": "LayerCAM"}
+GRAD_CAM_CLASSES = {"grad_cam": "GradCAM", "grad_cam_plus_plus": "GradCAMPlusPlus", "layer_cam": "LayerCAM",
+                    "score_cam": "ScoreCAM", "ablation_cam": "AblationCAM"}
+#: images per forward pass of the gradient-free CAMs, on both sides (AblationCAM's default; ScoreCAM's is 16).
+CAM_PER_PASS = 32
 
 
 def _baselines(x):
@@ -60,6 +63,9 @@ def jax_method(name, args, batch):
                                            samples=args.samples, batch_size=per_pass),
         "grad_cam_plus_plus": functools.partial(jaxviz.grad_cam_plus_plus, layer=args.layer),
         "layer_cam": functools.partial(jaxviz.layer_cam, layer=args.layer),
+        "score_cam": functools.partial(jaxviz.score_cam, layer=args.layer, batch_size=CAM_PER_PASS),
+        "ablation_cam": functools.partial(jaxviz.ablation_cam, layer=args.layer, batch_size=CAM_PER_PASS),
+        "rise": functools.partial(jaxviz.rise, jax.random.key(0), masks=args.masks, batch_size=per_pass),
     }[name]
 
 
@@ -110,6 +116,8 @@ def peer_method(name, args, model_name, net, x, targets):
         for param in net.parameters():  # it calls loss.backward(): weight gradients too, as its users run it
             param.requires_grad_(True)
         cam = getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer])
+        if name in ("score_cam", "ablation_cam"):
+            cam.batch_size = CAM_PER_PASS
         outputs = [ClassifierOutputTarget(t) for t in tlist]
         return (lambda: cam(input_tensor=tx, targets=outputs)), f"pytorch-grad-cam {GRAD_CAM_CLASSES[name]}"
     del torch
@@ -138,6 +146,9 @@ def bench(model_name: str, methods, args) -> list[Row]:
                 "layer_cam": f"layer {args.layer}; peer as for grad_cam",
                 "guided_grad_cam": f"layer {args.layer}",
                 "gradient_shap": f"{args.samples} samples, 4 baselines",
+                "score_cam": f"layer {args.layer}: one masked image per channel, {CAM_PER_PASS} per pass",
+                "ablation_cam": f"layer {args.layer}: one ablated channel per pass image, {CAM_PER_PASS} per pass",
+                "rise": f"{args.masks} masks of 7 x 7 cells; no peer (Captum has no RISE)",
                 "cam": "no Captum/pytorch-grad-cam CAM"}.get(name, "")
         rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
@@ -153,6 +164,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4, help="IG steps")
     p.add_argument("--patch", type=int, default=56)
     p.add_argument("--stride", type=int, default=56)
+    p.add_argument("--masks", type=int, default=256, help="RISE masks")
     p.add_argument("--per-pass", type=int, default=4, help="copies of the batch per forward pass (sampled methods)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-peer", action="store_true")

@@ -45,7 +45,8 @@ API = {
     "xgrad_cam": "attribution.cam_family", "hires_cam": "attribution.cam_family",
     "layer_cam": "attribution.cam_family", "eigen_cam": "attribution.cam_family",
     "eigen_grad_cam": "attribution.cam_family", "score_cam": "attribution.cam_perturbation",
-    "ablation_cam": "attribution.cam_perturbation",
+    "ablation_cam": "attribution.cam_perturbation", "rise": "attribution.rise", "rise_masks": "attribution.rise",
+    "blur_integrated_gradients": "attribution.blur_ig",
     # what is scored
     "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",
     # synthesis

@@ -296,3 +296,27 @@ def test_cam_is_grad_cam_times_area_on_gap_networks(setup):
     area = ours_cam.shape[1] * ours_cam.shape[2]
     assert ours_cam.shape[1:] == model.apply(variables, x, capture=[model.cam_layer])[1][model.cam_layer].shape[1:3]
     assert_close_to_max(ours_cam, area * ours_gc, PARITY_RTOL, "cam vs grad-cam")
+
+
+def _pair_gradients(setup, target):
+    """PAIR saliency's framework-agnostic ``call_model_function``: the PyTorch twin's input gradients (NHWC)."""
+    import saliency.core as pair
+
+    def call_model_function(batch, call_model_args=None, expected_keys=None):
+        x = to_nchw(batch).requires_grad_()
+        setup["torch"](x)[:, target].sum().backward()
+        return {pair.INPUT_OUTPUT_GRADIENTS: to_nhwc(x.grad)}
+
+    return call_model_function
+
+
+def test_blur_ig(setup):
+    """Blur IG vs PAIR ``BlurIG`` (batch_size=1: PAIR weights a whole batch of steps by its last step's sigma
+    spacing, which only matters with sqrt=True); the PyTorch twin computes PAIR's gradients."""
+    import saliency.core as pair
+
+    kw = dict(max_sigma=12.0, steps=12, grad_step=0.01)
+    theirs = np.stack([pair.BlurIG().GetMask(setup["x"][i], _pair_gradients(setup, t), batch_size=1, sqrt=True,
+                                             **kw) for i, t in enumerate(TARGETS)])
+    ours = _ours(jaxviz.blur_integrated_gradients, setup, sqrt=True, batch_size=8, **kw)
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "blur IG")

@@ -9,6 +9,8 @@
 * :mod:`.cam_family`: Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, EigenGrad-CAM;
 * :mod:`.cam_perturbation`: Score-CAM and Ablation-CAM (channel weights from perturbed forward passes);
 * :mod:`.cam_compose`: any CAM on several layers at once, and with test-time augmentation (``aug_smooth``);
+* :mod:`.blur_ig`: Blur IG (integrated gradients along a path of Gaussian blurs, PAIR's definition);
+* :mod:`.rise`: RISE (the expected score under random masks, keys explicit);
 * :mod:`.guided_grad_cam`: Guided Grad-CAM (guided backprop times the upsampled Grad-CAM);
 * :mod:`.mask`: a saliency map turned into a segmentation (GrabCut).
 """
@@ -17,5 +19,5 @@ from jaxviz._lazy import lazy
 
 __getattr__, __dir__ = lazy(__name__, (
     "gradients", "gradient_shap", "guided", "occlusion", "cam", "cam_family", "cam_perturbation", "cam_compose",
-    "guided_grad_cam", "mask",
+    "blur_ig", "rise", "guided_grad_cam", "mask",
 ))

@@ -19,7 +19,7 @@ from jaxviz.cli._common import (
 
 SALIENCY_METHODS = ("vanilla", "gradxinput", "guided", "deconvnet", "smoothgrad", "squaregrad", "vargrad", "ig",
                     "occlusion", "cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
-                    "eigengradcam", "scorecam", "ablationcam", "guided-gradcam")
+                    "eigengradcam", "scorecam", "ablationcam", "rise", "blurig", "guided-gradcam")
 #: the CAM-family methods: one (B, H, W) map of --layer, shown over the image.
 CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam")
 #: the CAM-family methods outside ``jaxviz.cam_map``: one forward pass per channel of --layer.
@@ -45,8 +45,10 @@ def _attribute(args, model, variables, x, target):
         "deconvnet": jaxviz.deconvnet,
         "smoothgrad": functools.partial(jaxviz.smoothgrad, jax.random.key(args.seed), samples=args.samples),
         "ig": functools.partial(jaxviz.integrated_gradients, steps=args.steps),
+        "blurig": functools.partial(jaxviz.blur_integrated_gradients, steps=args.steps),
         "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride),
         "cam": jaxviz.cam,
+        "rise": functools.partial(jaxviz.rise, jax.random.key(args.seed), masks=args.masks),
         "gradcam": functools.partial(jaxviz.grad_cam, layer=args.layer),
         "guided-gradcam": functools.partial(jaxviz.guided_grad_cam, layer=args.layer),
         **{name: functools.partial(jaxviz.cam_map, method=name, layer=args.layer) for name in CAM_FAMILY
@@ -54,7 +56,7 @@ def _attribute(args, model, variables, x, target):
         **{name: functools.partial(getattr(jaxviz, fn), layer=args.layer) for name, fn in GRADIENT_FREE.items()},
     }
     maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
-    if args.method in ("cam", "gradcam", *CAM_FAMILY):
+    if args.method in ("cam", "gradcam", "rise", *CAM_FAMILY):
         return plot.overlay(np.asarray(x[0]), maps), maps
     if args.method in ("guided", "deconvnet", "guided-gradcam"):
         return plot.signed(maps), maps
@@ -64,12 +66,13 @@ def _attribute(args, model, variables, x, target):
 METHOD_HELP = ("vanilla: the input gradient of the class score; gradxinput: the image times that gradient; "
                "guided: guided backprop (positive gradients through positive activations); deconvnet: "
                "Zeiler-Fergus deconvnet; smoothgrad: gradients averaged over noisy copies; squaregrad, vargrad: "
-               "their mean square and their variance; ig: integrated gradients from a black baseline; occlusion: "
+               "their mean square and their variance; ig: integrated gradients from a black baseline; blurig: "
+               "integrated gradients along a path of Gaussian blurs; occlusion: "
                "the score drop when a grey patch covers each place; cam: class activation map of the last "
                "spatial layer; gradcam: Grad-CAM at --layer; gradcam++, xgradcam, hirescam, layercam, eigencam, "
                "eigengradcam: pytorch-grad-cam's variants of it; scorecam, ablationcam: channel weights from one "
-               "forward pass per channel (the image masked by it, or the channel zeroed); guided-gradcam: guided "
-               "backprop times Grad-CAM")
+               "forward pass per channel (the image masked by it, or the channel zeroed); rise: the expected "
+               "probability under --masks random masks; guided-gradcam: guided backprop times Grad-CAM")
 
 
 def check_saliency(args) -> None:
@@ -131,10 +134,11 @@ def register(sub) -> None:
     p.add_argument("--channel", type=integer(0), default=0, help="with --layer: which channel")
     p.add_argument("--samples", type=integer(1, 10_000), default=25,
                    help="smoothgrad, squaregrad, vargrad: noisy samples")
-    p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig: quadrature steps")
+    p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig, blurig: steps on the path")
+    p.add_argument("--masks", type=integer(1, 100_000), default=1000, help="rise: random masks (the paper: 4000)")
     p.add_argument("--patch", type=integer(1, MAX_SIZE), default=32, help="occlusion: patch side in pixels")
     p.add_argument("--stride", type=integer(1, MAX_SIZE), default=16, help="occlusion: stride in pixels")
-    p.add_argument("--seed", type=int, default=0, help="smoothgrad, squaregrad, vargrad: PRNG seed")
+    p.add_argument("--seed", type=int, default=0, help="smoothgrad, squaregrad, vargrad, rise: PRNG seed")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_saliency, check=check_saliency)
