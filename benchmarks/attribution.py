@@ -25,7 +25,7 @@ import jaxviz  # noqa: E402
 from jaxviz import models  # noqa: E402
 
 from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
-from peers import relu6_visible_to_captum, to_torch, torch_pair  # noqa: E402
+from peers import relu6_visible_to_captum, to_torch, torch_pair, zeroing_ablation_layer  # noqa: E402
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "cam", "gradient_x_input", "guided_grad_cam", "gradient_shap", "grad_cam_plus_plus",
@@ -115,7 +115,8 @@ def peer_method(name, args, model_name, net, x, targets):
 
         for param in net.parameters():  # it calls loss.backward(): weight gradients too, as its users run it
             param.requires_grad_(True)
-        cam = getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer])
+        extra = {"ablation_layer": zeroing_ablation_layer()} if name == "ablation_cam" else {}
+        cam = getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer], **extra)
         if name in ("score_cam", "ablation_cam"):
             cam.batch_size = CAM_PER_PASS
         outputs = [ClassifierOutputTarget(t) for t in tlist]

@@ -97,3 +97,23 @@ def relu6_visible_to_captum(net) -> None:
     for module in net.modules():
         if hasattr(module, "_swish"):
             module._swish = ReLU6AsReLU()
+
+
+def zeroing_ablation_layer():
+    """pytorch-grad-cam's ablation layer, ablating to 0 on every layer and accepting a block's keyword arguments.
+
+    Its own ``AblationLayer`` writes ``min - 1e7`` where a layer's minimum is not 0 (Lite0's linear ``blocks.15``;
+    jaxviz always zeroes, the paper's ablation: attribution/cam_perturbation.py), and fails on Lite0, whose blocks
+    are called with ``drop_connect_rate=``. Passed through AblationCAM's ``ablation_layer=`` argument, the hook it
+    offers for this.
+    """
+    from pytorch_grad_cam.ablation_layer import AblationLayer
+
+    class Zeroing(AblationLayer):
+        def __call__(self, x, **_):
+            out = self.activations
+            for i in range(out.size(0)):
+                out[i, self.indices[i], :] = 0
+            return out
+
+    return Zeroing()

@@ -38,13 +38,21 @@ def main(argv=None):
         "occlusion": lambda *a: jaxviz.occlusion(*a, patch=32, stride=16),
         "CAM": jaxviz.cam,
         "Grad-CAM": jaxviz.grad_cam,
+        "gradient x input": jaxviz.gradient_x_input,
+        "blur IG": lambda *a: jaxviz.blur_integrated_gradients(*a, steps=32),
+        "RISE (1000 masks)": lambda *a: jaxviz.rise(key, *a, masks=1000),
+        "Grad-CAM++": jaxviz.grad_cam_plus_plus,
+        "LayerCAM": jaxviz.layer_cam,
+        "Score-CAM": jaxviz.score_cam,
+        "Ablation-CAM": jaxviz.ablation_cam,
+        "guided Grad-CAM": jaxviz.guided_grad_cam,
     }
     tiles, captions = [np.asarray(x[0])], [f"{jaxviz.imagenet_labels()[target]}"]
     for name, fn in methods.items():
         start = time.perf_counter()
         maps = np.asarray(jax.jit(lambda v, x, fn=fn: fn(model, v, x, target))(variables, x))[0]
         print(f"{name:22s} {time.perf_counter() - start:5.1f} s (with compilation)")
-        if name in ("guided backprop", "deconvnet"):
+        if name in ("guided backprop", "deconvnet", "guided Grad-CAM"):
             tiles.append(plot.signed(maps))
         else:
             heat = maps if maps.ndim == 2 else np.asarray(jaxviz.reduce_channels(maps[None]))[0]
@@ -55,7 +63,7 @@ def main(argv=None):
     mask = saliency_to_mask(np.asarray(x[0]), smooth)
     tiles.append(np.asarray(x[0]) * mask[..., None])
     captions.append("GrabCut from smoothgrad")
-    image.save_png(args.out, image.grid(tiles, captions, cols=5, label_height=16))
+    image.save_png(args.out, image.grid(tiles, captions, cols=6, label_height=16))
     print(f"wrote {args.out}")
 
 

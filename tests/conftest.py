@@ -137,6 +137,11 @@ def torch_normalized(net):
     return _peers().Normalized(net).eval()
 
 
+def zeroing_ablation_layer():
+    """benchmarks/peers.py's pytorch-grad-cam ablation layer that always ablates to 0 (see there)."""
+    return _peers().zeroing_ablation_layer()
+
+
 def torch_bn_terms(net):
     """benchmarks/peers.py's forward-hook recorder of DeepInversion's per-BatchNorm terms (a context manager)."""
     return _peers().bn_statistic_terms(net)

@@ -46,6 +46,7 @@ from conftest import (
     torch_lite0,
     torch_normalized,
     torch_state_dict_numpy,
+    zeroing_ablation_layer,
 )
 
 #: Attribution maps: max |ours - reference| <= ATTR_RTOL x max |reference|.
@@ -235,29 +236,13 @@ def test_cam_family(setup, monkeypatch, method, theirs, eigen_smooth):
     assert_close_to_max(ours, reference, ATTR_RTOL, f"{method} eigen_smooth={eigen_smooth}")
 
 
-def _zeroing_ablation_layer():
-    """pytorch-grad-cam's ablation layer, ablating to 0 on every layer (its own writes ``min - 1e7`` where a
-    layer's minimum is not 0, e.g. Lite0's linear ``blocks.15``; jaxviz always zeroes: cam_perturbation's
-    docstring). Passed through AblationCAM's ``ablation_layer=`` argument, the hook it offers for this."""
-    from pytorch_grad_cam.ablation_layer import AblationLayer
-
-    class Zeroing(AblationLayer):
-        def __call__(self, x, **_):  # Lite0's blocks are called with drop_connect_rate=
-            out = self.activations
-            for i in range(out.size(0)):
-                out[i, self.indices[i], :] = 0
-            return out
-
-    return Zeroing()
-
-
 @pytest.mark.parametrize("method, theirs", [("score_cam", "ScoreCAM"), ("ablation_cam", "AblationCAM")])
 def test_gradient_free_cams(setup, monkeypatch, method, theirs):
     """One forward pass per channel: one photo, and ResNet-50's layer1 (256 post-ReLU channels, where
     pytorch-grad-cam's own ablation layer zeroes) instead of layer4's 2048."""
     resnet = setup["layer"] == "layer4"
     layer, torch_layer = ("layer1", lambda n: n.net.layer1) if resnet else (setup["layer"], setup["torch_layer"])
-    constructor = {"ablation_layer": _zeroing_ablation_layer()} if theirs == "AblationCAM" and not resnet else {}
+    constructor = {"ablation_layer": zeroing_ablation_layer()} if theirs == "AblationCAM" and not resnet else {}
     reference = _pytorch_grad_cam(theirs, setup, monkeypatch, torch_layer, setup["x"][:1], constructor)
     model = setup["model"]
     ours = jax.jit(lambda v, x: getattr(jaxviz, method)(model, v, x, jnp.asarray(TARGETS[:1]), layer=layer,
