@@ -238,10 +238,10 @@ def test_cam_family(setup, monkeypatch, method, theirs, eigen_smooth):
 
 @pytest.mark.parametrize("method, theirs", [("score_cam", "ScoreCAM"), ("ablation_cam", "AblationCAM")])
 def test_gradient_free_cams(setup, monkeypatch, method, theirs):
-    """One forward pass per channel: one photo, and ResNet-50's layer1 (256 post-ReLU channels, where
-    pytorch-grad-cam's own ablation layer zeroes) instead of layer4's 2048."""
+    """One forward pass per channel, so one photo and narrow layers: ResNet-50's stem ReLU (64 channels, post-ReLU,
+    where pytorch-grad-cam's own ablation layer zeroes) and Lite0's blocks.10 (112 channels, linear)."""
     resnet = setup["layer"] == "layer4"
-    layer, torch_layer = ("layer1", lambda n: n.net.layer1) if resnet else (setup["layer"], setup["torch_layer"])
+    layer, torch_layer = (("relu", lambda n: n.net.relu) if resnet else ("blocks.10", lambda n: n.net._blocks[10]))
     constructor = {"ablation_layer": zeroing_ablation_layer()} if theirs == "AblationCAM" and not resnet else {}
     reference = _pytorch_grad_cam(theirs, setup, monkeypatch, torch_layer, setup["x"][:1], constructor)
     model = setup["model"]
@@ -300,7 +300,7 @@ def test_blur_ig(setup):
     spacing, which only matters with sqrt=True); the PyTorch twin computes PAIR's gradients."""
     import saliency.core as pair
 
-    kw = dict(max_sigma=12.0, steps=12, grad_step=0.01)
+    kw = dict(max_sigma=12.0, steps=6, grad_step=0.01)
     theirs = np.stack([pair.BlurIG().GetMask(setup["x"][i], _pair_gradients(setup, t), batch_size=1, sqrt=True,
                                              **kw) for i, t in enumerate(TARGETS)])
     ours = _ours(jaxviz.blur_integrated_gradients, setup, sqrt=True, batch_size=8, **kw)
