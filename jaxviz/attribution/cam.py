@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxviz.core.objectives import Target, score_and_acts
 from jaxviz.models import check_names
 
-__all__ = ["cam", "grad_cam", "layer_gradient", "spatial_layer", "resize", "normalize"]
+__all__ = ["cam", "grad_cam", "check_spatial", "layer_gradient", "spatial_layer", "resize", "normalize"]
 
 
 def resize(maps: jax.Array, height: int, width: int) -> jax.Array:
@@ -43,12 +43,17 @@ def spatial_layer(model, layer: str | None) -> str:
     return check_names(layer, model.layers)[0]
 
 
+def check_spatial(shape, layer: str, what: str) -> None:
+    """A CAM reads a (B, h, w, C) layer: a clear error for any other shape."""
+    if len(shape) != 4:
+        raise ValueError(f"{what} needs a spatial layer; {layer!r} has shape {tuple(shape)}")
+
+
 def layer_gradient(model, variables, images: jax.Array, target: Target, layer: str,
                    what: str = "grad_cam") -> tuple[jax.Array, jax.Array]:
     """(gradient of the scores w.r.t. a spatial layer, the layer's activation), both (B, h, w, C)."""
     probe = jax.eval_shape(lambda x: model.apply(variables, x, capture=[layer])[1][layer], images)
-    if len(probe.shape) != 4:
-        raise ValueError(f"{what} needs a spatial layer; {layer!r} has shape {probe.shape}")
+    check_spatial(probe.shape, layer, what)
 
     def total(delta):
         scores, acts = score_and_acts(model, variables, images, target, capture=(layer,), perturb={layer: delta})

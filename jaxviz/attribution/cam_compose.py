@@ -38,7 +38,7 @@ def layers(cam_fn: Callable, names: Sequence[str]) -> Callable:
         h, w = images.shape[1:3]
         maps = [resize(normalize(cam_fn(model, variables, images, target, layer=name, upsample=False, **options)),
                        h, w) for name in names]
-        return normalize(jnp.maximum(jnp.mean(jnp.stack(maps), axis=0), 0))
+        return normalize(jnp.mean(jnp.stack(maps), axis=0))  # each map is in [0, 1]: no ReLU needed
 
     return several
 

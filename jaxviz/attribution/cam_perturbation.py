@@ -33,7 +33,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxviz.attribution.cam import resize, spatial_layer
+from jaxviz.attribution.cam import check_spatial, resize, spatial_layer
 from jaxviz.attribution.cam_family import principal_projection
 from jaxviz.core.batching import map_chunks, per_pass, tile_target
 from jaxviz.core.objectives import Target, score, score_and_acts
@@ -70,10 +70,9 @@ def _finish(weights: jax.Array, acts: jax.Array, images: jax.Array, eigen_smooth
     return resize(maps, images.shape[1], images.shape[2]) if upsample else maps
 
 
-def _layer_acts(model, variables, images, target, layer):
+def _layer_acts(model, variables, images, target, layer, what):
     s, acts = score_and_acts(model, variables, images, target, capture=(layer,))
-    if acts[layer].ndim != 4:
-        raise ValueError(f"a CAM needs a spatial layer; {layer!r} has shape {acts[layer].shape}")
+    check_spatial(acts[layer].shape, layer, what)
     return s, acts[layer]
 
 
@@ -88,7 +87,7 @@ def score_cam(model, variables, images: jax.Array, target: Target, *, layer: str
         batch_size: images per forward pass (one per channel and image in all).
     """
     layer = spatial_layer(model, layer)
-    _, acts = _layer_acts(model, variables, images, target, layer)
+    _, acts = _layer_acts(model, variables, images, target, layer, "score_cam")
     b, height, width = images.shape[:3]
 
     def scores_of(channels):
@@ -110,7 +109,7 @@ def ablation_cam(model, variables, images: jax.Array, target: Target, *, layer: 
     Args: as :func:`score_cam`.
     """
     layer = spatial_layer(model, layer)
-    original, acts = _layer_acts(model, variables, images, target, layer)
+    original, acts = _layer_acts(model, variables, images, target, layer, "ablation_cam")
     b, c = images.shape[0], acts.shape[-1]
 
     def scores_of(channels):
