@@ -46,7 +46,8 @@ API = {
     "layer_cam": "attribution.cam_family", "eigen_cam": "attribution.cam_family",
     "eigen_grad_cam": "attribution.cam_family", "score_cam": "attribution.cam_perturbation",
     "ablation_cam": "attribution.cam_perturbation", "rise": "attribution.rise", "rise_masks": "attribution.rise",
-    "blur_integrated_gradients": "attribution.blur_ig",
+    "blur_integrated_gradients": "attribution.blur_ig", "deeplift": "attribution.deeplift",
+    "guided_integrated_gradients": "attribution.guided_ig", "xrai": "attribution.xrai",
     # what is scored
     "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",
     # synthesis

@@ -17,6 +17,7 @@ Contract (what every technique relies on), :class:`ModelLike`:
 ``layers``                every layer name in forward order (module paths joined by ``.``)
 ``with_act(f)``           the same network with ``f`` in place of every ReLU-like operation
 ``rewrite_relus(rule)``   the same with ``rule(act)`` in place of each (guided backprop, deconvnet)
+``rewrite_ops(rules)``    the same with ``{tag: rule}`` for its ``conv``/``dense``/``maxpool`` ops (DeepLIFT, LRP)
 ``batch_norm_stats(v)``   ``{bn layer: (running mean, running var)}`` (DeepInversion)
 ``input_size``            native square resolution; ``num_classes``; ``preprocessing``; ``cam_layer``
 ========================  ==========================================================================
@@ -100,6 +101,8 @@ class ModelLike(Protocol):
 
     def rewrite_relus(self, rule: Rule) -> ModelLike: ...
 
+    def rewrite_ops(self, rules: dict[str, interpret.OpRule]) -> ModelLike: ...
+
     def batch_norm_stats(self, variables) -> dict[str, tuple[jax.Array, jax.Array]]: ...
 
 
@@ -123,6 +126,15 @@ class _Compose:
 
 
 @dataclasses.dataclass(frozen=True)
+class _ComposeOp:
+    outer: interpret.OpRule
+    inner: interpret.OpRule
+
+    def __call__(self, bind, invals):
+        return self.outer(lambda *args: self.inner(bind, list(args)), invals)
+
+
+@dataclasses.dataclass(frozen=True)
 class Model:
     """A CNN under jaxviz's protocol.
 
@@ -141,6 +153,8 @@ class Model:
         naming: how the traced scopes become layer names (:class:`~jaxviz.models.interpret.Naming`).
         statistics: ``statistics(variables) -> {bn layer: (mean, var)}``; None if the network has no BatchNorm.
         relu_rule: ``rule(act) -> act'`` applied to every ReLU-like operation; None runs the network as is.
+        op_rules: ``((tag, op_rule), ...)`` applied to every ``conv``, ``dense`` or ``maxpool`` operation
+            (:meth:`rewrite_ops`).
     """
 
     name: str
@@ -156,6 +170,7 @@ class Model:
     naming: interpret.Naming = interpret.Naming()
     statistics: Callable | None = None
     relu_rule: Rule | None = None
+    op_rules: tuple[tuple[str, interpret.OpRule], ...] = ()
 
     # ------------------------------------------------------------------------------------ rewriting
 
@@ -179,6 +194,20 @@ class Model:
         Guided backprop and deconvnet pass ``custom_vjp`` rules here; an earlier rule is applied first.
         """
         return dataclasses.replace(self, relu_rule=rule if self.relu_rule is None else _Compose(rule, self.relu_rule))
+
+    def rewrite_ops(self, rules: dict[str, interpret.OpRule]) -> Model:
+        """The same network with every operation tagged ``tag`` (``conv``, ``dense``, ``maxpool``) computed by
+        ``rules[tag](bind, invals)``, where ``bind(*invals)`` computes it as traced; an earlier rule is applied first.
+
+        DeepLIFT's max-pool rule and LRP's rules for convolutions and dense layers change backward passes this way.
+        """
+        unknown = sorted(set(rules) - set(interpret.OP_TAGS))
+        if unknown:
+            raise ValueError(f"unknown operation tag(s) {', '.join(unknown)}; valid: {', '.join(interpret.OP_TAGS)}")
+        merged = dict(self.op_rules)
+        for tag, rule in rules.items():
+            merged[tag] = rule if tag not in merged else _ComposeOp(rule, merged[tag])
+        return dataclasses.replace(self, op_rules=tuple(merged.items()))
 
     # ------------------------------------------------------------------------------------ running
 
@@ -221,7 +250,7 @@ class Model:
         if perturb:
             check_names(tuple(perturb), self.layers)
         x = self._inner(self.preprocessing(images))
-        if not wanted and not perturb and self.relu_rule is None:
+        if not wanted and not perturb and self.relu_rule is None and not self.op_rules:
             logits = self.forward(variables, x)
             return logits if capture is None else (logits, {})
         graph = self._graph(variables, x)
@@ -231,7 +260,7 @@ class Model:
             d = self._inner(jnp.asarray(delta))
             deltas[where[name]] = deltas[where[name]] + d if where[name] in deltas else d
         logits, seen = interpret.run(graph, (variables, x), capture=[where[n] for n in wanted], perturb=deltas,
-                                     rule=self.relu_rule)
+                                     rule=self.relu_rule, ops=dict(self.op_rules))
         return logits if capture is None else (logits, {n: self._outer(seen[where[n]]) for n in wanted})
 
     def __call__(self, variables, images, capture=None, perturb=None):

@@ -206,3 +206,33 @@ def test_rise_finds_the_pixels_a_linear_score_reads():
     assert 0.0 <= float(masks.min()) and float(masks.max()) <= 1.0 and abs(float(masks.mean()) - 0.5) < 0.05
     with pytest.raises(ValueError, match="keep"):
         jaxviz.rise(key, model, params, x, 0, keep=0.0)
+
+
+class PoolNet(nn.Module):
+    """conv-ReLU, a max-pool inside a jitted call (the op rule must reach into it), conv-ReLU, dense."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(6, (3, 3), name="c1")(x))
+        x = jax.jit(lambda z: nn.max_pool(z, (2, 2), (2, 2)))(x)
+        x = nn.relu(nn.Conv(6, (3, 3), name="c2")(x))
+        return nn.Dense(5, name="fc")(x.reshape(x.shape[0], -1))
+
+
+def test_deeplift_is_complete_and_differs_from_gradient_x_delta():
+    """Rescale's multipliers (through ReLUs and the max-pool) sum to the score difference exactly, in float64;
+    the plain gradient times the input difference does not."""
+    with jax.enable_x64(True):
+        module = PoolNet()
+        variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3), jnp.float64))
+        model, variables = models.from_linen(module, variables, input_size=8, name="pool",
+                                             preprocessing=Preprocessing.identity())
+        x = jax.random.uniform(jax.random.key(1), (3, 8, 8, 3), jnp.float64)
+        ref = 0.5 * jax.random.uniform(jax.random.key(2), (3, 8, 8, 3), jnp.float64)
+        dl = jax.jit(lambda v, x, r: jaxviz.deeplift(model, v, x, 2, baselines=r))(variables, x, ref)
+        delta = model.apply(variables, x)[:, 2] - model.apply(variables, ref)[:, 2]
+        np.testing.assert_allclose(dl.sum(axis=(1, 2, 3)), delta, rtol=1e-10)
+        naive = ((x - ref) * jaxviz.saliency(model, variables, x, 2)).sum(axis=(1, 2, 3))
+        assert float(jnp.max(jnp.abs(naive - delta))) > 1e-3 * float(jnp.max(jnp.abs(delta)))
+        with pytest.raises(ValueError, match="broadcast"):
+            jaxviz.deeplift(model, variables, x, 2, baselines=jnp.zeros((4, 4, 3)))

@@ -182,6 +182,49 @@ def test_gradient_shap_with_the_same_draws(setup, monkeypatch):
     assert_close_to_max(ours, theirs, ATTR_RTOL, "gradient shap")
 
 
+def _bottleneck_with_distinct_relus(block, x):
+    """torchvision's Bottleneck.forward with one ReLU module per use: Captum's DeepLift refuses reused modules."""
+    out = block.relu1(block.bn1(block.conv1(x)))
+    out = block.relu2(block.bn2(block.conv2(out)))
+    out = block.bn3(block.conv3(out))
+    return block.relu3(out + (x if block.downsample is None else block.downsample(x)))
+
+
+class OnePerUse(torch.nn.Module):
+    """Lite0's blocks call their ``_swish`` twice; this calls a fresh ReLU6 module each time (one forward)."""
+
+    def __init__(self, uses: int):
+        super().__init__()
+        self.acts = torch.nn.ModuleList(ReLU6AsReLU() for _ in range(uses))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.acts[(self.calls - 1) % len(self.acts)](x)
+
+
+def test_deeplift(setup, monkeypatch):
+    """DeepLIFT (Rescale, Captum's multipliers incl. its max-pool rule on ResNet-50's stem) against a random
+    baseline per image. Captum hooks only modules used once and of a type it lists: ResNet's and Lite0's reused
+    activations are split into one module per use, and Lite0's ReLU6 is registered with Captum's own ``nonlinear``
+    rule (Rescale is the same for any activation)."""
+    from captum.attr._core import deep_lift
+
+    net = copy.deepcopy(setup["torch"])
+    for module in net.modules():
+        if isinstance(module, torchvision.models.resnet.Bottleneck):
+            module.relu1, module.relu2, module.relu3 = (torch.nn.ReLU() for _ in range(3))
+            module.forward = functools.partial(_bottleneck_with_distinct_relus, module)
+        if hasattr(module, "_swish"):
+            once = getattr(module, "_block_args", None) is not None and module._block_args.expand_ratio == 1
+            module._swish = OnePerUse(1 if once else 2)
+    monkeypatch.setitem(deep_lift.SUPPORTED_NON_LINEAR, ReLU6AsReLU, deep_lift.nonlinear)
+    baselines = np.random.default_rng(5).uniform(0, 0.5, setup["x"].shape)
+    ours = _ours(functools.partial(jaxviz.deeplift, baselines=jnp.asarray(baselines)), setup)
+    theirs = _captum(ca.DeepLift(net), setup, baselines=to_nchw(baselines))
+    assert_close_to_max(ours, theirs, ATTR_RTOL, "deeplift")
+
+
 def test_occlusion(setup):
     size = setup["x"].shape[1]
     patch, stride = size // 4, size // 6  # a last window cropped at the border, as Captum places it

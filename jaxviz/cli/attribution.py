@@ -19,7 +19,8 @@ from jaxviz.cli._common import (
 
 SALIENCY_METHODS = ("vanilla", "gradxinput", "guided", "deconvnet", "smoothgrad", "squaregrad", "vargrad", "ig",
                     "occlusion", "cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
-                    "eigengradcam", "scorecam", "ablationcam", "rise", "blurig", "guided-gradcam")
+                    "eigengradcam", "scorecam", "ablationcam", "rise", "blurig", "guidedig", "xrai", "deeplift",
+                    "guided-gradcam")
 #: the CAM-family methods: one (B, H, W) map of --layer, shown over the image.
 CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam")
 #: the CAM-family methods outside ``jaxviz.cam_map``: one forward pass per channel of --layer.
@@ -46,6 +47,8 @@ def _attribute(args, model, variables, x, target):
         "smoothgrad": functools.partial(jaxviz.smoothgrad, jax.random.key(args.seed), samples=args.samples),
         "ig": functools.partial(jaxviz.integrated_gradients, steps=args.steps),
         "blurig": functools.partial(jaxviz.blur_integrated_gradients, steps=args.steps),
+        "guidedig": functools.partial(jaxviz.guided_integrated_gradients, steps=args.steps),
+        "deeplift": jaxviz.deeplift,
         "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride),
         "cam": jaxviz.cam,
         "rise": functools.partial(jaxviz.rise, jax.random.key(args.seed), masks=args.masks),
@@ -55,8 +58,11 @@ def _attribute(args, model, variables, x, target):
            if name not in GRADIENT_FREE},
         **{name: functools.partial(getattr(jaxviz, fn), layer=args.layer) for name, fn in GRADIENT_FREE.items()},
     }
-    maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
-    if args.method in ("cam", "gradcam", "rise", *CAM_FAMILY):
+    if args.method == "xrai":  # segmentation and greedy ranking run on the host: not jitted as a whole
+        maps = np.asarray(jaxviz.xrai(model, variables, x, target, steps=args.steps))[0]
+    else:
+        maps = np.asarray(jax.jit(lambda v, x: methods[args.method](model, v, x, target))(variables, x))[0]
+    if args.method in ("cam", "gradcam", "rise", "xrai", *CAM_FAMILY):
         return plot.overlay(np.asarray(x[0]), maps), maps
     if args.method in ("guided", "deconvnet", "guided-gradcam"):
         return plot.signed(maps), maps
@@ -67,7 +73,9 @@ METHOD_HELP = ("vanilla: the input gradient of the class score; gradxinput: the 
                "guided: guided backprop (positive gradients through positive activations); deconvnet: "
                "Zeiler-Fergus deconvnet; smoothgrad: gradients averaged over noisy copies; squaregrad, vargrad: "
                "their mean square and their variance; ig: integrated gradients from a black baseline; blurig: "
-               "integrated gradients along a path of Gaussian blurs; occlusion: "
+               "integrated gradients along a path of Gaussian blurs; guidedig: guided integrated gradients; xrai: "
+               "integrated gradients summed over image regions, ranked; deeplift: DeepLIFT's Rescale rule "
+               "against a black baseline; occlusion: "
                "the score drop when a grey patch covers each place; cam: class activation map of the last "
                "spatial layer; gradcam: Grad-CAM at --layer; gradcam++, xgradcam, hirescam, layercam, eigencam, "
                "eigengradcam: pytorch-grad-cam's variants of it; scorecam, ablationcam: channel weights from one "
@@ -134,7 +142,7 @@ def register(sub) -> None:
     p.add_argument("--channel", type=integer(0), default=0, help="with --layer: which channel")
     p.add_argument("--samples", type=integer(1, 10_000), default=25,
                    help="smoothgrad, squaregrad, vargrad: noisy samples")
-    p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig, blurig: steps on the path")
+    p.add_argument("--steps", type=integer(1, 10_000), default=50, help="ig, blurig, guidedig, xrai: steps on the path")
     p.add_argument("--masks", type=integer(1, 100_000), default=1000, help="rise: random masks (the paper: 4000)")
     p.add_argument("--patch", type=integer(1, MAX_SIZE), default=32, help="occlusion: patch side in pixels")
     p.add_argument("--stride", type=integer(1, MAX_SIZE), default=16, help="occlusion: stride in pixels")

@@ -18,16 +18,18 @@ paths jaxviz's NNX and Equinox adapters push while tracing. From that list it re
 
 :func:`run` evaluates the jaxpr equation by equation, capturing values, adding perturbations and replacing each
 ReLU-like site by ``rule(act)`` where ``act`` is the site's own computation; every other equation is bound
-exactly as traced, so under ``jit`` XLA compiles the direct program. A site inside a ``custom_jvp`` or
-``custom_vjp`` function cannot be rewritten without discarding that function's own derivative: it is listed
-in :attr:`Graph.unreachable` and :func:`run` warns once when a rule is applied.
+exactly as traced (unless an op rule is given for its tag, ``conv``, ``dense`` or ``maxpool``: DeepLIFT and
+LRP change those operations' backward passes this way), so under ``jit`` XLA compiles the direct program. A site
+inside a ``custom_jvp`` or ``custom_vjp`` function cannot be rewritten without discarding that function's own
+derivative: it is listed in :attr:`Graph.unreachable` and :func:`run` warns once when a rule is applied.
 """
 
 from __future__ import annotations
 
 from ._graph import TRACE_CONTEXT, Graph, Naming, ValueId, clear_cache, trace
 from ._order import first_uses
-from ._run import Rule, run
+from ._run import OP_TAGS, OpRule, Rule, run
 from ._sites import Site
 
-__all__ = ["Graph", "Naming", "Site", "trace", "run", "clear_cache", "TRACE_CONTEXT", "ValueId", "Rule", "first_uses"]
+__all__ = ["Graph", "Naming", "Site", "trace", "run", "clear_cache", "TRACE_CONTEXT", "ValueId", "Rule", "OpRule",
+           "OP_TAGS", "first_uses"]

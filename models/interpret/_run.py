@@ -1,12 +1,13 @@
-"""Evaluating a traced :class:`~._graph.Graph`: capture, perturb, and ReLU-like sites rewritten by a rule (part of
-:mod:`.interpret`)."""
+"""Evaluating a traced :class:`~._graph.Graph`: capture, perturb, ReLU-like sites rewritten by a rule, and tagged
+operations (``conv``, ``dense``, ``maxpool``) rewritten by op rules (part of :mod:`.interpret`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -16,9 +17,13 @@ from jax.extend import core as jcore
 from jax.extend.core import primitives as P
 
 from ._graph import Graph, ValueId
-from ._sites import _CALLS, _OPAQUE, Site
+from ._sites import _CALLS, _OP_TAGS, _OPAQUE, Site, _subjaxprs
 
 Rule = Callable[[Callable[[jax.Array], jax.Array]], Callable[[jax.Array], jax.Array]]
+#: ``op_rule(bind, invals) -> outs``: ``bind(*invals)`` computes the traced operation (a list of its outputs).
+OpRule = Callable[[Callable[..., list], list], list]
+OP_TAGS = tuple(sorted(_OP_TAGS.values()))
+_BY_TAG = {tag: prim for prim, tag in _OP_TAGS.items()}
 
 
 @dataclasses.dataclass
@@ -27,7 +32,9 @@ class _Ctx:
     capture: frozenset
     perturb: dict
     rule: Rule | None
+    ops: dict = dataclasses.field(default_factory=dict)  # primitive -> OpRule
     captured: dict = dataclasses.field(default_factory=dict)
+    _holds: dict = dataclasses.field(default_factory=dict)  # id(jaxpr) -> whether it holds an op in ``ops``
 
     def post(self, vid: ValueId, x):
         delta = self.perturb.get(vid)
@@ -39,16 +46,33 @@ class _Ctx:
             self.captured[vid] = x
         return x
 
+    def rewrites(self, jaxpr) -> bool:
+        """Whether the rule or an op rule changes something inside ``jaxpr`` (a Jaxpr)."""
+        return (self.rule is not None and id(jaxpr) in self.graph.with_sites) or self.holds_ops(jaxpr)
+
+    def holds_ops(self, jaxpr) -> bool:
+        if not self.ops:
+            return False
+        key = id(jaxpr)
+        if key not in self._holds:
+            self._holds[key] = any(e.primitive in self.ops or (e.primitive not in _OPAQUE and any(
+                self.holds_ops(getattr(q, "jaxpr", q)) for _, q in _subjaxprs(e.params))) for e in jaxpr.eqns)
+        return self._holds[key]
+
     def inside(self, addr, jaxpr) -> bool:
-        """Whether a call's body holds a value to capture or perturb, or a site the rule rewrites."""
+        """Whether a call's body holds a value to capture or perturb, or something a rule rewrites."""
         n = len(addr)
-        return (self.rule is not None and id(jaxpr) in self.graph.with_sites) or any(
+        return self.rewrites(jaxpr) or any(
             v[0] == "eqn" and len(v[1]) > n and v[1][:n] == addr for v in (*self.capture, *self.perturb))
 
 
 def _bind(eqn, params, invals):
     out = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
     return list(out) if eqn.primitive.multiple_results else [out]
+
+
+def _bind_args(eqn, *invals):
+    return _bind(eqn, eqn.params, list(invals))
 
 
 def _site_act(jaxpr, site: Site, invals) -> Callable[[jax.Array], jax.Array]:
@@ -70,7 +94,7 @@ def _site_act(jaxpr, site: Site, invals) -> Callable[[jax.Array], jax.Array]:
 
 def _retrace(closed, ctx: _Ctx):
     """A closed jaxpr with the rule applied inside (``scan``/``while``/``cond`` bodies)."""
-    sub = _Ctx(ctx.graph, frozenset(), {}, ctx.rule)
+    sub = _Ctx(ctx.graph, frozenset(), {}, ctx.rule, ctx.ops)
     avals = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in closed.in_avals]
     return jax.make_jaxpr(lambda *args: _eval(closed.jaxpr, closed.consts, args, ("sub",), sub))(*avals)
 
@@ -79,7 +103,7 @@ def _rewritten(eqn, ctx: _Ctx) -> dict:
     params = dict(eqn.params)
     for name, p in eqn.params.items():
         items = p if isinstance(p, tuple) else (p,)
-        if not any(isinstance(q, jcore.ClosedJaxpr) and id(q.jaxpr) in ctx.graph.with_sites for q in items):
+        if not any(isinstance(q, jcore.ClosedJaxpr) and ctx.rewrites(q.jaxpr) for q in items):
             continue
         new = tuple(_retrace(q, ctx) if isinstance(q, jcore.ClosedJaxpr) else q for q in items)
         params[name] = new if isinstance(p, tuple) else new[0]
@@ -91,7 +115,7 @@ def _remat(eqn, invals, addr, ctx: _Ctx):
     deltas = {v: d for v, d in ctx.perturb.items() if v[0] == "eqn" and len(v[1]) > n and v[1][:n] == addr}
 
     def body(args, deltas):
-        sub = _Ctx(ctx.graph, ctx.capture, deltas, ctx.rule)
+        sub = _Ctx(ctx.graph, ctx.capture, deltas, ctx.rule, ctx.ops)
         return _eval(eqn.params["jaxpr"], [], args, addr, sub), sub.captured
 
     fn = jax.checkpoint(body, prevent_cse=eqn.params["prevent_cse"], policy=eqn.params["policy"])
@@ -130,22 +154,26 @@ def _eval(jaxpr, consts, args, addr, ctx: _Ctx):
                 outs = _eval(inner.jaxpr, inner.consts, invals, here, ctx)
             elif prim is P.remat_p and ctx.inside(here, eqn.params["jaxpr"]):
                 outs = _remat(eqn, invals, here, ctx)
+            elif prim in ctx.ops:
+                outs = list(ctx.ops[prim](functools.partial(_bind_args, eqn), invals))
             else:
-                params = _rewritten(eqn, ctx) if ctx.rule is not None and prim not in _OPAQUE else eqn.params
-                outs = _bind(eqn, params, invals)
+                rewrite = (ctx.rule is not None or ctx.ops) and prim not in _OPAQUE
+                outs = _bind(eqn, _rewritten(eqn, ctx) if rewrite else eqn.params, invals)
         for k, (v, x) in enumerate(zip(eqn.outvars, outs, strict=True)):
             env[v] = ctx.post(("eqn", here, k), x)
     return [read(v) for v in jaxpr.outvars]
 
 
 def run(graph: Graph, args: tuple, *, capture: Iterable[ValueId] = (), perturb: dict | None = None,
-        rule: Rule | None = None):
+        rule: Rule | None = None, ops: Mapping[str, OpRule] | None = None):
     """Evaluates the traced forward pass on ``args`` (same structure and shapes as traced).
 
     Args:
         capture: values to return, e.g. ``graph.layers[name]``.
         perturb: ``{value: delta}`` added to those values where they are made.
         rule: ``rule(act) -> act'`` applied to every ReLU-like site (``act`` is the site's own computation).
+        ops: ``{tag: op_rule}`` (tags in :data:`OP_TAGS`): every such operation is computed by
+            ``op_rule(bind, invals)``, where ``bind(*invals)`` is the operation as traced (a list of outputs).
 
     Returns:
         ``(result, {value: array})``.
@@ -155,7 +183,10 @@ def run(graph: Graph, args: tuple, *, capture: Iterable[ValueId] = (), perturb: 
         warnings.warn(f"jaxviz: {len(graph.unreachable)} ReLU-like operation(s) inside custom_jvp/custom_vjp "
                       f"functions keep their plain gradient ({'; '.join(graph.unreachable[:3])})", stacklevel=3)
     leaves = jax.tree_util.tree_leaves(args)
-    ctx = _Ctx(graph, frozenset(capture), dict(perturb or {}), rule)
+    unknown = sorted(set(ops or ()) - set(OP_TAGS))
+    if unknown:
+        raise ValueError(f"unknown operation tag(s) {', '.join(unknown)}; valid: {', '.join(OP_TAGS)}")
+    ctx = _Ctx(graph, frozenset(capture), dict(perturb or {}), rule, {_BY_TAG[t]: r for t, r in (ops or {}).items()})
     leaves = [ctx.post(("arg", k), x) for k, x in enumerate(leaves)]
     outs = _eval(graph.closed.jaxpr, graph.closed.consts, leaves, (), ctx)
     return jax.tree_util.tree_unflatten(graph.out_tree, outs), ctx.captured
