@@ -48,27 +48,26 @@ def _both(d: jax.Array) -> jax.Array:
     return jnp.concatenate([d, d])
 
 
+def _with_backward(forward, backward):
+    """``forward`` with ``backward(z, g)`` as its VJP (``z``: the stacked input, ``g``: the output's cotangent)."""
+    f = jax.custom_vjp(forward)
+    f.defvjp(lambda z: (forward(z), z), lambda z, g: (backward(z, g),))
+    return f
+
+
 @functools.cache
 def rescale(eps: float = EPS):
     """The ReLU rule: ``act`` on the stacked (image, baseline) batch, with the Rescale multiplier as its VJP."""
 
     def rule(act):
-        @jax.custom_vjp
-        def f(z):
-            return act(z)
-
-        def fwd(z):
-            return act(z), z
-
-        def bwd(z, g):
+        def backward(z, g):
             y, vjp = jax.vjp(act, z)
             (plain,) = vjp(g)
             (x, x_ref), (a, a_ref) = _halves(z), _halves(y)
             dx, dy = _both(x - x_ref), _both(a - a_ref)
-            return (jnp.where(jnp.abs(dx) < eps, plain, g * dy / jnp.where(dx == 0, 1, dx)),)
+            return jnp.where(jnp.abs(dx) < eps, plain, g * dy / jnp.where(dx == 0, 1, dx))
 
-        f.defvjp(fwd, bwd)
-        return f
+        return _with_backward(act, backward)
 
     return rule
 
@@ -78,26 +77,19 @@ def maxpool_rule(eps: float = EPS):
     """The ``maxpool`` op rule: the pool on the stacked batch, with Captum's cross-maximum multiplier as its VJP."""
 
     def rule(bind, invals):
-        pool = lambda z: bind(z, *invals[1:])[0]  # noqa: E731  (the operand; init values stay as traced)
+        def pool(z):
+            return bind(z, *invals[1:])[0]  # the operand; any other input stays as traced
 
-        @jax.custom_vjp
-        def f(z):
-            return pool(z)
-
-        def fwd(z):
-            return pool(z), z
-
-        def bwd(z, g):
+        def backward(z, g):
             y, vjp = jax.vjp(pool, z)
             (plain,) = vjp(g)
             (x, x_ref), (y_x, y_ref), (g_x, g_ref) = _halves(z), _halves(y), _halves(g)
             top = jnp.maximum(y_x, y_ref)
             routed = jax.vjp(pool, x)[1](g_x * (top - y_ref))[0] + jax.vjp(pool, x_ref)[1](g_ref * (y_x - top))[0]
             dx = x - x_ref
-            return (jnp.where(jnp.abs(_both(dx)) < eps, plain, _both(routed / jnp.where(dx == 0, 1, dx))),)
+            return jnp.where(jnp.abs(_both(dx)) < eps, plain, _both(routed / jnp.where(dx == 0, 1, dx)))
 
-        f.defvjp(fwd, bwd)
-        return [f(invals[0])]
+        return [_with_backward(pool, backward)(invals[0])]
 
     return rule
 
