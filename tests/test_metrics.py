@@ -29,13 +29,17 @@ from conftest import to_nchw
 METRIC_RTOL = 1e-4
 #: pytorch-grad-cam's ROAD solves and scores in float32.
 ROAD_RTOL = 1e-3
+#: our conjugate-gradient ROAD imputation (tol 1e-7) against a direct sparse solve.
+IMPUTE_RTOL = 1e-5
+#: scikit-image's HOG sums each cell in C float (single precision), whatever the input's precision.
+HOG_RTOL = 1e-6
 SIZE, CLASSES = 36, 10
 
 
 class TinyNet(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, channels: int = 3):
         super().__init__()
-        self.conv1, self.conv2 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.conv1, self.conv2 = torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.Conv2d(8, 16, 3, padding=1)
         self.fc = torch.nn.Linear(16, CLASSES)
 
     def forward(self, x):
@@ -43,16 +47,22 @@ class TinyNet(torch.nn.Module):
         return self.fc(torch.relu(self.conv2(x)).mean(dim=(2, 3)))
 
 
+def _twin_params(state: dict) -> dict:
+    return {name: {"w": jnp.asarray(state[f"{name}.weight"].detach().numpy()),
+                   "b": jnp.asarray(state[f"{name}.bias"].detach().numpy())} for name in ("conv1", "conv2", "fc")}
+
+
 def _jax_twin(net: TinyNet):
-    params = {name: {"w": jnp.asarray(getattr(net, name).weight.detach().numpy()),
-                     "b": jnp.asarray(getattr(net, name).bias.detach().numpy())} for name in ("conv1", "conv2", "fc")}
+    """The twin reads the first ``net.conv1.in_channels`` channels: a grayscale net sees one of three equal ones."""
+    params = _twin_params(net.state_dict())
 
     def conv(p, x):
         w = jnp.transpose(p["w"], (2, 3, 1, 0))  # OIHW -> HWIO
         return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["b"]
 
     def fn(p, x):
-        x = jax.nn.relu(conv(p["conv1"], x.astype(p["conv1"]["w"].dtype)))
+        x = x[..., :p["conv1"]["w"].shape[1]].astype(p["conv1"]["w"].dtype)
+        x = jax.nn.relu(conv(p["conv1"], x))
         x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
         x = jax.nn.relu(conv(p["conv2"], x)).mean(axis=(1, 2))
         return x @ p["fc"]["w"].T + p["fc"]["b"]
@@ -171,6 +181,67 @@ def test_road_imputation_and_scores_match_pytorch_grad_cam(tiny):
         _close(ours, theirs, f"ROAD {order}", ROAD_RTOL)
 
 
+def _runner_up_overtakes(net: TinyNet, gray: np.ndarray, maps: np.ndarray, percentage: float) -> np.ndarray:
+    """Shifts ``net``'s fc bias of one class so that it overtakes the top class when ``percentage`` % of the pixels
+    (the most relevant first) are imputed, and returns the top class: an accuracy curve that falls (a random
+    tiny net's prediction does not depend on its input enough to change by itself)."""
+    removed, k = np.zeros((len(maps), SIZE * SIZE), bool), int(SIZE * SIZE * percentage / 100)
+    np.put_along_axis(removed, np.argsort(-maps.reshape(len(maps), -1), axis=1)[:, :k], True, axis=1)
+    imputed = jax.jit(jax.vmap(road.impute))(jnp.asarray(gray), jnp.asarray(removed.reshape(-1, SIZE, SIZE)))
+    with torch.no_grad():
+        clean, far = net(to_nchw(gray)).numpy(), net(to_nchw(np.array(imputed))).numpy()
+        top = int(clean[0].argmax())
+        gain = (far - clean) - (far - clean)[:, [top]]
+        gain[:, top] = -np.inf
+        other = int(np.argmax(gain.min(axis=0)))
+        lo, hi = np.max(far[:, top] - far[:, other]), np.min(clean[:, top] - clean[:, other])
+        assert lo < hi and np.all(clean.argmax(axis=1) == top), (lo, hi)
+        net.fc.bias[other] += (lo + hi) / 2
+    return np.full(len(maps), top)
+
+
+def test_road_matches_quantus_on_grayscale_images(tiny):
+    """Quantus 0.6's ROAD fails on RGB (it indexes pixels by positions in the map broadcast to 3 channels), so the
+    comparison runs a one-channel net, whose twin reads one of three equal channels: our imputation solves each
+    channel alike. Quantus's perturbed images are recorded and scored, so the curves' logits are compared too."""
+    import quantus
+    from quantus.functions.perturb_func import noisy_linear_imputation
+
+    rgb_removed = np.zeros(SIZE * SIZE, bool)
+    rgb_removed[np.argsort(-tiny["maps"][0].ravel())[:300]] = True
+    rgb_removed = rgb_removed.reshape(SIZE, SIZE)
+    theirs = noisy_linear_imputation(to_nchw(tiny["x"][:1]).numpy()[0], np.flatnonzero(rgb_removed), noise=0.0)
+    ours = road.impute(jnp.asarray(tiny["x"][0]), jnp.asarray(rgb_removed))
+    _close(ours, theirs.transpose(1, 2, 0), "Quantus's ROAD imputation", IMPUTE_RTOL)
+
+    torch.manual_seed(1)
+    net = TinyNet(channels=1).double().eval()
+    gray = tiny["x"].mean(axis=-1, keepdims=True)
+    rgb = np.repeat(gray, 3, axis=-1)
+    y, percentages = _runner_up_overtakes(net, gray, tiny["maps"], 60), [2, 10, 20, 30, 45, 60, 90]
+    model, variables = _jax_twin(net)
+    metric = quantus.ROAD(percentages=percentages, noise=0.0, disable_warnings=True)
+    imputed, perturb = [], metric.perturb_func
+
+    def recording(**kwargs):
+        imputed.append(perturb(**kwargs))
+        return imputed[-1]
+
+    metric.perturb_func = recording
+    theirs = metric(model=net, x_batch=to_nchw(gray).numpy(), y_batch=y, a_batch=tiny["maps"][:, None], device="cpu",
+                    channel_first=True)
+    kw = dict(percentages=percentages, noise=0.0, curve=True)
+    accuracy = road.road(model, variables, rgb, y, tiny["maps"], output="accuracy", **kw)
+    assert list(theirs) == percentages, theirs
+    _close(np.mean(accuracy, axis=0), list(theirs.values()), "ROAD accuracy curve vs Quantus")
+    assert accuracy[:, 0].min() == 1 and accuracy[:, -1].max() == 0, accuracy  # the curve falls
+    their_logits = net(torch.from_numpy(np.stack(imputed))).detach().numpy()  # Quantus loops over p, then images
+    their_logits = their_logits[np.arange(len(imputed)), np.tile(y, len(percentages))].reshape(len(percentages), -1).T
+    before = np.asarray(model.apply(variables, jnp.asarray(rgb)))[np.arange(3), y]
+    ours = road.road(model, variables, rgb, y, tiny["maps"], output="logit", **kw) + before[:, None]
+    _close(ours, their_logits, "ROAD logits on Quantus's imputed images", IMPUTE_RTOL)
+
+
 def _captum_saliency(net):
     from captum.attr import Saliency
 
@@ -256,11 +327,94 @@ def test_random_logit_matches_quantus_with_its_draw(tiny):
     _close(ours, theirs, "random logit")
 
 
+@pytest.mark.parametrize("cascading", [True, False])
+def test_mprt_matches_quantus_on_its_redrawn_weights(tiny, monkeypatch, cascading):
+    """Quantus re-initializes each torch layer (``reset_parameters``, its own seed); its weights, recorded as it
+    yields each randomized model, are what our redraw hands back, so both explain the same networks."""
+    import quantus
+    from quantus.helpers.model.pytorch_model import PyTorchModel
+
+    drawn, generator = {}, PyTorchModel.get_random_layer_generator
+
+    def recording(self, *args, **kwargs):
+        for name, randomized in generator(self, *args, **kwargs):
+            drawn[name] = _twin_params(randomized.state_dict())
+            yield name, randomized
+
+    monkeypatch.setattr(PyTorchModel, "get_random_layer_generator", recording)
+    original = tiny["variables"]
+
+    def redraw(key, variables, chosen):
+        params = drawn[chosen[-1]]  # Quantus's model at the step that re-drew the last chosen layer
+        for name in params:
+            same = all(bool(jnp.all(params[name][k] == original[name][k])) for k in ("w", "b"))
+            assert same == (name not in chosen), (name, chosen)
+        return params
+
+    def explain(model, inputs, targets, **kwargs):
+        return _quantus_saliency(model, inputs, targets).sum(axis=1, keepdims=True)
+
+    x = to_nchw(tiny["x"]).numpy()
+    a = explain(tiny["net"], x, tiny["y"])
+    for absolute in (True, False):
+        theirs = quantus.MPRT(layer_order="top_down" if cascading else "independent", abs=absolute,
+                              disable_warnings=True)(model=tiny["net"], x_batch=x, y_batch=tiny["y"], a_batch=a,
+                                                     device="cpu", channel_first=True, explain_func=explain)
+        ours = randomization.model_parameter_randomization(
+            _pixel_saliency, tiny["model"], original, tiny["x"], tiny["y"], key=jax.random.key(0),
+            cascading=cascading, measure="abs_spearman" if absolute else "spearman", redraw=redraw)
+        layers = ["fc", "conv2", "conv1"] if cascading else ["conv1", "conv2", "fc"]  # independent: bottom up
+        assert list(theirs) == ["original", *layers] and set(ours) == set(layers), list(theirs)
+        for name, scores in ours.items():
+            _close(scores, theirs[name], f"MPRT {name} cascading={cascading} abs={absolute}")
+
+
+def test_layer_groups_are_paths_in_forward_order():
+    params = {"fc": {"w": jnp.ones((4, 2))}, "body": {"b_conv": {"w": jnp.full((3, 4), 0.5)},
+                                                      "a_norm": {"scale": jnp.arange(1.0, 5.0), "bias": jnp.zeros(4)}}}
+
+    def fn(p, x):
+        h = x.reshape(x.shape[0], -1)[:, :3] @ p["body"]["b_conv"]["w"]
+        return (h * p["body"]["a_norm"]["scale"] + p["body"]["a_norm"]["bias"]) @ p["fc"]["w"]
+
+    model, variables = models.wrap(fn, params, input_size=4, num_classes=2,
+                                   preprocessing=models.Preprocessing.identity())
+    x = jnp.ones((1, 4, 4, 3))
+    assert randomization.parameter_groups(model, variables, x) == ["body", "fc"]
+    layers = randomization.parameter_groups(model, variables, x, layers=True)
+    assert layers == ["body/b_conv", "body/a_norm", "fc"], layers
+    changed = randomization.randomize(jax.random.key(0), variables, ["body/a_norm"])
+    assert bool(jnp.all(changed["body"]["b_conv"]["w"] == 0.5)) and bool(jnp.all(changed["fc"]["w"] == 1))
+    assert not bool(jnp.all(changed["body"]["a_norm"]["scale"] == variables["body"]["a_norm"]["scale"]))
+    scores = randomization.model_parameter_randomization(
+        lambda m, v, i, t: jnp.sum(jaxviz.saliency(m, v, i, t), axis=-1), model, variables, x, 0,
+        key=jax.random.key(1), layers=True)
+    assert list(scores) == ["fc", "body/a_norm", "body/b_conv"]
+
+
+@pytest.mark.parametrize("options", [{}, dict(pixels_per_cell=(5, 7), cells_per_block=(2, 1), orientations=7,
+                                              block_norm="L1"),
+                                     dict(pixels_per_cell=8, cells_per_block=2, block_norm="L2"),
+                                     dict(pixels_per_cell=(6, 9), orientations=12, block_norm="L1-sqrt")])
+def test_hog_descriptors_match_scikit_image(options):
+    from skimage.feature import hog
+
+    maps = np.random.default_rng(7).normal(size=(3, 64, 80))
+    maps[0, :20] = 0.25  # flat regions: zero gradients, empty bins
+    ours = jax.jit(functools.partial(randomization.hog_descriptors, **options))(maps)
+    sk = {k: (v, v) if isinstance(v, int) and k != "orientations" else v for k, v in options.items()}
+    theirs = np.stack([hog(m, **{"pixels_per_cell": (16, 16), **sk}) for m in maps])
+    _close(ours, theirs, f"HOG {options}", HOG_RTOL)
+    _close(randomization.hog_descriptors(maps[1:2], **options), theirs[1:2], "HOG of one map", HOG_RTOL)
+
+
 def test_similarities_match_scipy_and_scikit_image(tiny):
-    from scipy.stats import spearmanr
+    from scipy.stats import pearsonr, spearmanr
+    from skimage.feature import hog
     from skimage.metrics import structural_similarity
 
-    a, b = tiny["maps"], tiny["maps"] + np.random.default_rng(1).normal(size=tiny["maps"].shape)
+    rng = np.random.default_rng(1)
+    a, b = tiny["maps"], tiny["maps"] + rng.normal(size=tiny["maps"].shape)
     a = np.where(a > 0.5, 0.5, a)  # ties, as ReLU'd maps have
     ours = randomization.similarity(a, b, "spearman")
     _close(ours, [spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b, strict=True)], "spearman")
@@ -268,6 +422,16 @@ def test_similarities_match_scipy_and_scikit_image(tiny):
     theirs = [structural_similarity(x, y, data_range=max(x.max(), y.max()) - min(x.min(), y.min()))
               for x, y in zip(a, b, strict=True)]
     _close(ours, theirs, "ssim")
+    big = rng.normal(size=(3, 64, 64))  # Adebayo et al.'s 16-px cells (the default) need 48 x 48
+    cases = ((a, b, 8, {"hog": {"pixels_per_cell": 8}}), (big, big + rng.normal(size=big.shape), 16, {}))
+    for first, second, cell, options in cases:
+        unit = [(m - m.min(axis=(1, 2), keepdims=True)) / np.ptp(m, axis=(1, 2), keepdims=True)
+                for m in (first, second)]
+        hogs = [[hog(x, pixels_per_cell=(cell, cell)) for x in m] for m in unit]  # as Adebayo et al. call it
+        for how, reference in (("hog", pearsonr), ("hog_spearman", spearmanr)):
+            ours = randomization.similarity(first, second, how, **options)
+            _close(ours, [reference(x, y)[0] for x, y in zip(*hogs, strict=True)], f"{how}, {cell}-px cells",
+                   HOG_RTOL)
 
 
 def test_localization_and_complexity_match_quantus(tiny):
@@ -345,7 +509,11 @@ def test_bad_input_is_refused(tiny):
     with pytest.raises(ValueError, match="pass key="):
         faithfulness.faithfulness_correlation(m, v, x, y, tiny["maps"])
     with pytest.raises(ValueError, match="unknown similarity"):
-        randomization.similarity(tiny["maps"], tiny["maps"], "hog")
+        randomization.similarity(tiny["maps"], tiny["maps"], "kendall")
+    with pytest.raises(ValueError, match="too small for HOG blocks"):
+        randomization.similarity(tiny["maps"], tiny["maps"], "hog")  # 36 px: 2 x 2 cells of 16 px
+    with pytest.raises(ValueError, match="not both"):
+        road.road(m, v, x, y, tiny["maps"], percentiles=80, percentages=20, noise=0.0)
     with pytest.raises(ValueError, match="unknown parameter group"):
         randomization.randomize(jax.random.key(0), v, ["conv9"])
     assert set(metrics.METRICS) >= {"deletion", "insertion", "road", "infidelity", "max_sensitivity"}

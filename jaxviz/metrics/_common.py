@@ -114,12 +114,15 @@ def class_indices(target, batch: int) -> jax.Array:
 
 
 def target_scores(model, variables, images: jax.Array, target: jax.Array, output: str = "probability") -> jax.Array:
-    """(B,) the target class's softmax ``"probability"`` or ``"logit"`` on ``images``."""
+    """(B,) the target class's softmax ``"probability"`` or ``"logit"`` on ``images``, or ``"accuracy"``: 1.0
+    where the target is the top class (the first of tied ones, as ``argmax``), else 0.0."""
     logits = model.apply(variables, images)
+    if output == "accuracy":
+        return (jnp.argmax(logits, axis=-1) == target).astype(jnp.result_type(logits.dtype, jnp.float32))
     if output == "probability":
         logits = jax.nn.softmax(logits, axis=-1)
     elif output != "logit":
-        raise ValueError(f'output must be "probability" or "logit", got {output!r}')
+        raise ValueError(f'output must be "probability", "logit" or "accuracy", got {output!r}')
     return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
 
 
