@@ -47,6 +47,7 @@ API = {
     "eigen_grad_cam": "attribution.cam_family", "score_cam": "attribution.cam_perturbation",
     "ablation_cam": "attribution.cam_perturbation", "rise": "attribution.rise", "rise_masks": "attribution.rise",
     "blur_integrated_gradients": "attribution.blur_ig", "deeplift": "attribution.deeplift",
+    "lrp": "attribution.lrp",
     "guided_integrated_gradients": "attribution.guided_ig", "xrai": "attribution.xrai",
     # what is scored
     "Neuron": "core.objectives", "Channel": "core.objectives", "Objective": "core.objectives",

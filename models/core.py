@@ -17,7 +17,8 @@ Contract (what every technique relies on), :class:`ModelLike`:
 ``layers``                every layer name in forward order (module paths joined by ``.``)
 ``with_act(f)``           the same network with ``f`` in place of every ReLU-like operation
 ``rewrite_relus(rule)``   the same with ``rule(act)`` in place of each (guided backprop, deconvnet)
-``rewrite_ops(rules)``    the same with ``{tag: rule}`` for its ``conv``/``dense``/``maxpool`` ops (DeepLIFT, LRP)
+``rewrite_ops(rules)``    the same with ``{tag: rule}`` for its ``conv``/``dense``/``maxpool`` ops (DeepLIFT)
+``apply_preprocessed``    logits of preprocessed inputs, with rules for affine layers and residual sums (LRP)
 ``batch_norm_stats(v)``   ``{bn layer: (running mean, running var)}`` (DeepInversion)
 ``input_size``            native square resolution; ``num_classes``; ``preprocessing``; ``cam_layer``
 ========================  ==========================================================================
@@ -102,6 +103,8 @@ class ModelLike(Protocol):
     def rewrite_relus(self, rule: Rule) -> ModelLike: ...
 
     def rewrite_ops(self, rules: dict[str, interpret.OpRule]) -> ModelLike: ...
+
+    def apply_preprocessed(self, variables, x, *, affine=None, sums=None): ...
 
     def batch_norm_stats(self, variables) -> dict[str, tuple[jax.Array, jax.Array]]: ...
 
@@ -199,7 +202,7 @@ class Model:
         """The same network with every operation tagged ``tag`` (``conv``, ``dense``, ``maxpool``) computed by
         ``rules[tag](bind, invals)``, where ``bind(*invals)`` computes it as traced; an earlier rule is applied first.
 
-        DeepLIFT's max-pool rule and LRP's rules for convolutions and dense layers change backward passes this way.
+        DeepLIFT's max-pool rule changes the backward pass this way.
         """
         unknown = sorted(set(rules) - set(interpret.OP_TAGS))
         if unknown:
@@ -265,6 +268,21 @@ class Model:
 
     def __call__(self, variables, images, capture=None, perturb=None):
         return self.apply(variables, images, capture, perturb)
+
+    def apply_preprocessed(self, variables, x: jax.Array, *, affine: interpret.AffineRule | None = None,
+                           sums: interpret.SumRule | None = None) -> jax.Array:
+        """Logits of already preprocessed inputs ``x`` (B, H, W, C), with this model's rules and, if given,
+        ``affine`` computing every affine layer and ``sums`` every residual sum (see :func:`interpret.run`).
+
+        LRP uses this: its relevance lives on the network's own input, after the preprocessing.
+        """
+        inner = self._inner(x)
+        if self.relu_rule is None and not self.op_rules and affine is None and sums is None:
+            return self.forward(variables, inner)
+        graph = self._graph(variables, inner)
+        logits, _ = interpret.run(graph, (variables, inner), rule=self.relu_rule, ops=dict(self.op_rules),
+                                  affine=affine, sums=sums)
+        return logits
 
     def batch_norm_stats(self, variables) -> dict[str, tuple[jax.Array, jax.Array]]:
         """``{bn layer: (running mean, running var)}``, each (C,)."""

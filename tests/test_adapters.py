@@ -157,3 +157,25 @@ def test_user_mistakes_are_one_line_errors():
     _one_line_error("unknown layer 'nope'; valid names: relu0, dense0", model.apply, params, random_images(),
                     capture=["nope"])
     _one_line_error("no BatchNorm layers", di.deepinversion, jax.random.key(0), model, params, [0], steps=1)
+
+
+def _ratio_rule(act):
+    """A ReLU-like ``act`` whose derivative is ``act(z) / z``: Gradient x Input through it is what LRP's ``Pass``
+    hands on (``act(z) * g``), also where ReLU6 saturates."""
+    f = jax.custom_vjp(act)
+    f.defvjp(lambda z: (act(z), z), lambda z, g: (g * act(z) / jnp.where(z == 0, 1, z),))
+    return f
+
+
+def test_lrp_zero_is_gradient_x_input_through_every_framework(case):
+    """Known answer, float64: LRP-0 is Gradient x Input (with ``act(z) / z`` as each ReLU-like derivative), however
+    the framework wrote its convolutions, biases, BatchNorms (merged into the affine layers), pools and residual
+    sums (Equinox's vmapped layers put reshapes between a convolution and its bias)."""
+    with jax.enable_x64(True):
+        v = jax.tree_util.tree_map(
+            lambda a: a.astype(jnp.float64) if jnp.issubdtype(getattr(a, "dtype", int), jnp.floating) else a,
+            case.variables)
+        x = random_images(size=case.model.input_size).astype(jnp.float64)
+        ours = jaxviz.lrp(case.model, v, x, 2, composite="epsilon", epsilon=1e-13, stabilizer=1e-13)
+        expected = jaxviz.gradient_x_input(case.model.rewrite_relus(_ratio_rule), v, x, 2)
+    assert_close_to_max(ours, expected, 1e-6, "LRP-0")

@@ -236,3 +236,53 @@ def test_deeplift_is_complete_and_differs_from_gradient_x_delta():
         assert float(jnp.max(jnp.abs(naive - delta))) > 1e-3 * float(jnp.max(jnp.abs(delta)))
         with pytest.raises(ValueError, match="broadcast"):
             jaxviz.deeplift(model, variables, x, 2, baselines=jnp.zeros((4, 4, 3)))
+
+
+class ResidualNet(nn.Module):
+    """conv-BN-ReLU, a max-pool and a residual block inside jitted calls, global mean, dense; no biases."""
+
+    @nn.compact
+    def __call__(self, x):
+        bn = lambda name: nn.BatchNorm(use_running_average=True, name=name)  # noqa: E731
+        x = nn.relu(bn("bn1")(nn.Conv(6, (3, 3), use_bias=False, name="c1")(x)))
+        x = jax.jit(lambda z: nn.max_pool(z, (2, 2), (2, 2)))(x)
+        y = bn("bn2")(nn.Conv(6, (3, 3), use_bias=False, name="c2")(x))
+        x = nn.relu(x + y)
+        return nn.Dense(5, use_bias=False, name="fc")(x.mean(axis=(1, 2)))
+
+
+def test_lrp_epsilon_is_gradient_x_input_and_conserves_the_logit_without_biases():
+    """Known answers, float64. LRP-0 on a ReLU network is Gradient x Input, with BatchNorm, a residual sum, pools
+    and jitted calls in the way (the affine layers, sums and ReLUs are all read from the jaxpr); without biases and
+    BatchNorm shifts, LRP-epsilon and z+ conserve the target logit."""
+    with jax.enable_x64(True):
+        module = ResidualNet()
+        variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3), jnp.float64))
+        k = iter(jax.random.split(jax.random.key(5), 8))
+        stats = {"bn1": {}, "bn2": {}}
+        for name in stats:  # scales of both signs; nonzero means and shifts for the first check
+            c = variables["params"][name]["scale"].shape
+            variables["params"][name] = {"scale": jax.random.normal(next(k), c, jnp.float64),
+                                         "bias": jax.random.normal(next(k), c, jnp.float64)}
+            stats[name] = {"mean": jax.random.normal(next(k), c, jnp.float64), "var": jnp.full(c, 2.0, jnp.float64)}
+        variables = {"params": variables["params"], "batch_stats": stats}
+        model, variables = models.from_linen(module, variables, input_size=8, name="res",
+                                             preprocessing=Preprocessing.identity())
+        x = jax.random.uniform(jax.random.key(1), (3, 8, 8, 3), jnp.float64)
+        run = jax.jit(lambda v, comp: jaxviz.lrp(model, v, x, 2, composite=comp, epsilon=1e-13, stabilizer=1e-13),
+                      static_argnums=1)
+        assert_close_to_max(run(variables, "epsilon"), jaxviz.gradient_x_input(model, variables, x, 2), 1e-9,
+                            "LRP-0 vs Gradient x Input")
+        unbiased = jax.tree_util.tree_map(lambda a: a, variables)
+        for name in ("bn1", "bn2"):
+            unbiased["params"][name]["bias"] = jnp.zeros_like(unbiased["params"][name]["bias"])
+            unbiased["batch_stats"][name]["mean"] = jnp.zeros_like(unbiased["batch_stats"][name]["mean"])
+        logit = model.apply(unbiased, x)[:, 2]
+        for comp in ("epsilon", "epsilon_plus"):
+            np.testing.assert_allclose(run(unbiased, comp).sum(axis=(1, 2, 3)), logit, rtol=1e-9, err_msg=comp)
+        with pytest.raises(ValueError, match="epsilon_plus_flat"):
+            jaxviz.lrp(model, variables, x, 2, composite="plus")
+        with pytest.raises(TypeError, match="class logit"):
+            jaxviz.lrp(model, variables, x, jaxviz.Channel("fc", 0))
+        with pytest.raises(ValueError, match="alpha - beta"):
+            jaxviz.attribution.lrp.AlphaBeta(2.0, 2.0)

@@ -5,6 +5,7 @@
 * :mod:`.gradient_shap`: GradientSHAP (expected gradients over a baseline set, with noise);
 * :mod:`.guided`: guided backprop and deconvnet (``custom_vjp`` ReLU rules);
 * :mod:`.deeplift`: DeepLIFT's Rescale rule (multipliers through ReLUs and max-pools, Captum's definition);
+* :mod:`.lrp`: layer-wise relevance propagation (Zennit's rules and composites, BatchNorm merged from the jaxpr);
 * :mod:`.occlusion`: the score drop under a sliding patch;
 * :mod:`.cam`: CAM and Grad-CAM;
 * :mod:`.cam_family`: Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, EigenGrad-CAM;
@@ -21,6 +22,6 @@
 from jaxviz._lazy import lazy
 
 __getattr__, __dir__ = lazy(__name__, (
-    "gradients", "gradient_shap", "guided", "deeplift", "occlusion", "cam", "cam_family", "cam_perturbation",
+    "gradients", "gradient_shap", "guided", "deeplift", "lrp", "occlusion", "cam", "cam_family", "cam_perturbation",
     "cam_compose", "blur_ig", "guided_ig", "xrai", "rise", "guided_grad_cam", "mask",
 ))

@@ -20,7 +20,7 @@ from jaxviz.cli._common import (
 SALIENCY_METHODS = ("vanilla", "gradxinput", "guided", "deconvnet", "smoothgrad", "squaregrad", "vargrad", "ig",
                     "occlusion", "cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam",
                     "eigengradcam", "scorecam", "ablationcam", "rise", "blurig", "guidedig", "xrai", "deeplift",
-                    "guided-gradcam")
+                    "lrp", "guided-gradcam")
 #: the CAM-family methods: one (B, H, W) map of --layer, shown over the image.
 CAM_FAMILY = ("gradcam++", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam", "scorecam", "ablationcam")
 #: the CAM-family methods outside ``jaxviz.cam_map``: one forward pass per channel of --layer.
@@ -49,6 +49,7 @@ def _attribute(args, model, variables, x, target):
         "blurig": functools.partial(jaxviz.blur_integrated_gradients, steps=args.steps),
         "guidedig": functools.partial(jaxviz.guided_integrated_gradients, steps=args.steps),
         "deeplift": jaxviz.deeplift,
+        "lrp": jaxviz.lrp,
         "occlusion": functools.partial(jaxviz.occlusion, patch=args.patch, stride=args.stride),
         "cam": jaxviz.cam,
         "rise": functools.partial(jaxviz.rise, jax.random.key(args.seed), masks=args.masks),
@@ -75,7 +76,7 @@ METHOD_HELP = ("vanilla: the input gradient of the class score; gradxinput: the 
                "their mean square and their variance; ig: integrated gradients from a black baseline; blurig: "
                "integrated gradients along a path of Gaussian blurs; guidedig: guided integrated gradients; xrai: "
                "integrated gradients summed over image regions, ranked; deeplift: DeepLIFT's Rescale rule "
-               "against a black baseline; occlusion: "
+               "against a black baseline; lrp: layer-wise relevance propagation (Zennit's EpsilonPlusFlat); occlusion: "
                "the score drop when a grey patch covers each place; cam: class activation map of the last "
                "spatial layer; gradcam: Grad-CAM at --layer; gradcam++, xgradcam, hirescam, layercam, eigencam, "
                "eigengradcam: pytorch-grad-cam's variants of it; scorecam, ablationcam: channel weights from one "
@@ -87,6 +88,8 @@ def check_saliency(args) -> None:
     info = check_model(args)
     if args.layer is not None:
         check_layers(args.layer, info)
+    if args.method == "lrp" and args.layer is not None:
+        raise ValueError("--method lrp explains a class logit; leave out --layer")
     if args.method == "cam" and args.layer is not None:
         raise ValueError("--method cam uses the model's last spatial layer; use --method gradcam for --layer")
     if args.target is not None:

@@ -22,14 +22,19 @@ exactly as traced (unless an op rule is given for its tag, ``conv``, ``dense`` o
 LRP change those operations' backward passes this way), so under ``jit`` XLA compiles the direct program. A site
 inside a ``custom_jvp`` or ``custom_vjp`` function cannot be rewritten without discarding that function's own
 derivative: it is listed in :attr:`Graph.unreachable` and :func:`run` warns once when a rule is applied.
+For LRP, :func:`run` also hands every *affine layer* (a convolution, dense layer or pooling together with the
+bias and BatchNorm after it, read as one ``scale * linear(x, kernel) + shift``: :class:`Affine`) and every sum
+of two data-dependent values to the caller's rules.
 """
 
 from __future__ import annotations
 
+from . import _affine as weights  # the weight changes an LRP rule applies to an Affine layer's merged weight
+from ._affine import Affine
 from ._graph import TRACE_CONTEXT, Graph, Naming, ValueId, clear_cache, trace
 from ._order import first_uses
-from ._run import OP_TAGS, OpRule, Rule, run
+from ._run import OP_TAGS, AffineRule, OpRule, Rule, SumRule, run
 from ._sites import Site
 
 __all__ = ["Graph", "Naming", "Site", "trace", "run", "clear_cache", "TRACE_CONTEXT", "ValueId", "Rule", "OpRule",
-           "OP_TAGS", "first_uses"]
+           "OP_TAGS", "first_uses", "Affine", "AffineRule", "SumRule", "weights"]
