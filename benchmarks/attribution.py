@@ -25,11 +25,18 @@ import jaxviz  # noqa: E402
 from jaxviz import models  # noqa: E402
 
 from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
-from peers import relu6_visible_to_captum, to_torch, torch_pair, zeroing_ablation_layer  # noqa: E402
+from peers import (  # noqa: E402
+    relu6_visible_to_captum,
+    relus_used_once,
+    to_torch,
+    torch_pair,
+    zennit_lrp,
+    zeroing_ablation_layer,
+)
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "cam", "gradient_x_input", "guided_grad_cam", "gradient_shap", "grad_cam_plus_plus",
-           "layer_cam", "score_cam", "ablation_cam", "rise")
+           "layer_cam", "score_cam", "ablation_cam", "rise", "deeplift", "lrp")
 #: pytorch-grad-cam's class for each CAM-family method.
 GRAD_CAM_CLASSES = {"grad_cam": "GradCAM", "grad_cam_plus_plus": "GradCAMPlusPlus", "layer_cam": "LayerCAM",
                     "score_cam": "ScoreCAM", "ablation_cam": "AblationCAM"}
@@ -66,6 +73,8 @@ def jax_method(name, args, batch):
         "score_cam": functools.partial(jaxviz.score_cam, layer=args.layer, batch_size=CAM_PER_PASS),
         "ablation_cam": functools.partial(jaxviz.ablation_cam, layer=args.layer, batch_size=CAM_PER_PASS),
         "rise": functools.partial(jaxviz.rise, jax.random.key(0), masks=args.masks, batch_size=per_pass),
+        "deeplift": jaxviz.deeplift,
+        "lrp": jaxviz.lrp,
     }[name]
 
 
@@ -109,6 +118,13 @@ def peer_method(name, args, model_name, net, x, targets):
     if name == "gradient_shap":
         return attribute(ca.GradientShap(net), baselines=to_torch(_baselines(x)), n_samples=args.samples,
                          stdevs=0.0), "Captum GradientShap"
+    if name == "deeplift":
+        if model_name != "resnet50":
+            return None, "-"  # Captum needs Lite0's activations split per use and registered (tests do it)
+        relus_used_once(net)
+        return attribute(ca.DeepLift(net), baselines=0.0), "Captum DeepLift"
+    if name == "lrp":
+        return zennit_lrp(model_name, net, tx, tlist), "Zennit EpsilonPlusFlat"
     if name in GRAD_CAM_CLASSES:
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -150,7 +166,10 @@ def bench(model_name: str, methods, args) -> list[Row]:
                 "score_cam": f"layer {args.layer}: one masked image per channel, {CAM_PER_PASS} per pass",
                 "ablation_cam": f"layer {args.layer}: one ablated channel per pass image, {CAM_PER_PASS} per pass",
                 "rise": f"{args.masks} masks of 7 x 7 cells; no peer (Captum has no RISE)",
-                "cam": "no Captum/pytorch-grad-cam CAM"}.get(name, "")
+                "cam": "no Captum/pytorch-grad-cam CAM",
+                "deeplift": "black baseline; image and baseline in one batch on both sides",
+                "lrp": "EpsilonPlusFlat, BN merged" + (", ResNetCanonizer" if model_name == "resnet50" else
+                                                       "; Lite0's residual adds plain in Zennit (no canonizer)")}.get(name, "")
         rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows

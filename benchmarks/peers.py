@@ -117,3 +117,40 @@ def zeroing_ablation_layer():
             return out
 
     return Zeroing()
+
+
+def relus_used_once(net) -> None:
+    """Captum's DeepLift hooks a module once: give each of torchvision's Bottleneck ReLU uses its own module."""
+    import functools
+
+    import torch
+    import torchvision
+
+    def forward(block, x):
+        out = block.relu1(block.bn1(block.conv1(x)))
+        out = block.relu2(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+        return block.relu3(out + (x if block.downsample is None else block.downsample(x)))
+
+    for module in net.modules():
+        if isinstance(module, torchvision.models.resnet.Bottleneck):
+            module.relu1, module.relu2, module.relu3 = (torch.nn.ReLU() for _ in range(3))
+            module.forward = functools.partial(forward, module)
+
+
+def zennit_lrp(model_name: str, net, tx, targets):
+    """A zero-argument callable: Zennit's EpsilonPlusFlat relevance on the normalized input (its convention)."""
+    import torch
+    import zennit.canonizers as zcan
+    import zennit.composites as zc
+    import zennit.torchvision as zt
+    from zennit.attribution import Gradient
+
+    canon = [zt.ResNetCanonizer()] if model_name == "resnet50" else [zcan.SequentialMergeBatchNorm()]
+    inner = net.net
+    x = ((tx - net.mean) / net.std).requires_grad_()
+    onehot = torch.zeros(len(targets), 1000)
+    onehot[range(len(targets)), list(targets)] = 1
+    attributor = Gradient(model=inner, composite=zc.EpsilonPlusFlat(canonizers=canon))
+    attributor.__enter__()  # the rules are registered once, as a user keeps the context open over a data set
+    return lambda: attributor(x, lambda out: onehot * out)[1]
