@@ -15,6 +15,11 @@ pass, and the backward pass of the whole network is one ``jax.vjp``:
 * ReLU-like operations pass relevance through unchanged (Zennit's ``Pass``); max-pools, reshapes and every other
   operation keep their gradient (max-pools route relevance to the maximum).
 
+Two departures from Zennit's defaults, for networks the tests do not cover: elementwise affine ops that follow
+no linear operation (a BatchNorm right after a residual sum, as in pre-activation ResNets) keep their gradient,
+where Zennit passes relevance through an unmerged BatchNorm unchanged; activations that are not ReLU-like
+(swish, GELU) keep their gradient, where Zennit's ``Pass`` hands relevance on unchanged.
+
 The relevance lives on the network's own input, after the model's preprocessing (Zennit's convention: its input
 is the normalized tensor); :class:`ZBox`'s default bounds are the preprocessed images of 0 and 1. Under
 LRP-epsilon with a small epsilon a ReLU network's relevance sums to the target logit minus what the biases
@@ -136,27 +141,23 @@ class Gamma:
 
 
 @dataclasses.dataclass(frozen=True)
-class Flat:
-    """LRP-flat: relevance spread evenly over each output's receptive field (all weights 1, no bias)."""
+class WSquare:
+    """LRP-w^2: relevance in proportion to the squared weights (no bias; the input does not matter)."""
 
     stabilizer: float = 1e-6
+    weight = staticmethod(weights.square)
 
     def __call__(self, layer: Affine, x, r):
         ones = jnp.ones_like(x)
-        z = layer.apply(ones, weights.ones)
-        return _grad(layer, weights.ones, ones, r / _stabilize(z, self.stabilizer))
+        z = layer.apply(ones, self.weight)
+        return _grad(layer, self.weight, ones, r / _stabilize(z, self.stabilizer))
 
 
 @dataclasses.dataclass(frozen=True)
-class WSquare:
-    """LRP-w^2: relevance in proportion to the squared weights (no bias)."""
+class Flat(WSquare):
+    """LRP-flat: relevance spread evenly over each output's receptive field (w^2 with all weights 1)."""
 
-    stabilizer: float = 1e-6
-
-    def __call__(self, layer: Affine, x, r):
-        ones = jnp.ones_like(x)
-        z = layer.apply(ones, weights.square)
-        return _grad(layer, weights.square, ones, r / _stabilize(z, self.stabilizer))
+    weight = staticmethod(weights.ones)
 
 
 @dataclasses.dataclass(frozen=True)
