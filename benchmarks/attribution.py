@@ -168,8 +168,9 @@ def bench(model_name: str, methods, args) -> list[Row]:
                 "rise": f"{args.masks} masks of 7 x 7 cells; no peer (Captum has no RISE)",
                 "cam": "no Captum/pytorch-grad-cam CAM",
                 "deeplift": "black baseline; image and baseline in one batch on both sides",
-                "lrp": "EpsilonPlusFlat, BN merged" + (", ResNetCanonizer" if model_name == "resnet50" else
-                                                       "; Lite0's residual adds plain in Zennit (no canonizer)")}.get(name, "")
+                "lrp": "EpsilonPlusFlat, BN merged" + (
+                    ", ResNetCanonizer" if model_name == "resnet50" else
+                    "; Lite0's residual adds plain in Zennit (no canonizer)")}.get(name, "")
         rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows

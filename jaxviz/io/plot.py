@@ -62,7 +62,8 @@ def panel(img: np.ndarray, heats: Mapping[str, np.ndarray], alpha: float = 0.5) 
 
 #: distinguishable line colours (RGB in [0, 1]), cycled by :func:`line_chart`.
 COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.50, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.40, 0.74),
-           (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
+           (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81),
+           (0.10, 0.10, 0.45), (0.0, 0.40, 0.35), (0.0, 0.0, 0.0), (0.98, 0.60, 0.60))
 
 
 def line_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str = "",
