@@ -36,7 +36,10 @@ from peers import (  # noqa: E402
 
 METHODS = ("saliency", "guided_backprop", "deconvnet", "smoothgrad", "integrated_gradients", "occlusion",
            "grad_cam", "cam", "gradient_x_input", "guided_grad_cam", "gradient_shap", "grad_cam_plus_plus",
-           "layer_cam", "score_cam", "ablation_cam", "rise", "deeplift", "lrp")
+           "layer_cam", "score_cam", "ablation_cam", "rise", "deeplift", "lrp", "blur_ig",
+           "guided_ig", "xrai")
+#: run partly on the host (XRAI's segmentation and greedy ranking): timed as calls, its compile in the first one.
+HOST_SIDE = ("xrai",)
 #: pytorch-grad-cam's class for each CAM-family method.
 GRAD_CAM_CLASSES = {"grad_cam": "GradCAM", "grad_cam_plus_plus": "GradCAMPlusPlus", "layer_cam": "LayerCAM",
                     "score_cam": "ScoreCAM", "ablation_cam": "AblationCAM"}
@@ -75,6 +78,9 @@ def jax_method(name, args, batch):
         "rise": functools.partial(jaxviz.rise, jax.random.key(0), masks=args.masks, batch_size=per_pass),
         "deeplift": jaxviz.deeplift,
         "lrp": jaxviz.lrp,
+        "blur_ig": functools.partial(jaxviz.blur_integrated_gradients, steps=args.steps, batch_size=per_pass),
+        "guided_ig": functools.partial(jaxviz.guided_integrated_gradients, steps=args.steps),
+        "xrai": functools.partial(jaxviz.xrai, steps=args.steps, batch_size=per_pass),
     }[name]
 
 
@@ -125,6 +131,8 @@ def peer_method(name, args, model_name, net, x, targets):
         return attribute(ca.DeepLift(net), baselines=0.0), "Captum DeepLift"
     if name == "lrp":
         return zennit_lrp(model_name, net, tx, tlist), "Zennit EpsilonPlusFlat"
+    if name in ("blur_ig", "guided_ig", "xrai"):
+        return pair_method(name, args, net, x, tlist), f"PAIR saliency {PAIR_CLASSES[name]}"
     if name in GRAD_CAM_CLASSES:
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -141,6 +149,39 @@ def peer_method(name, args, model_name, net, x, targets):
     return None, "-"
 
 
+PAIR_CLASSES = {"blur_ig": "BlurIG", "guided_ig": "GuidedIG", "xrai": "XRAI"}
+
+
+def pair_method(name, args, net, x, targets):
+    """PAIR's method, one image at a time as its API takes them, gradients from the PyTorch twin."""
+    import saliency.core as pair
+    import torch
+
+    def call_model_function(batch, call_model_args=None, expected_keys=None):
+        t = torch.from_numpy(np.ascontiguousarray(np.asarray(batch, np.float32).transpose(0, 3, 1, 2)))
+        t.requires_grad_()
+        net(t)[:, call_model_args].sum().backward()
+        return {pair.INPUT_OUTPUT_GRADIENTS: t.grad.numpy().transpose(0, 2, 3, 1)}
+
+    if name == "guided_ig":  # PAIR 0.2.1 spells NumPy's quantile ``method=`` as ``interpolation=`` (gone in NumPy 2)
+        quantile = np.quantile
+        np.quantile = lambda a, q, *rest, interpolation=None, **kw: quantile(
+            a, q, *rest, **({"method": interpolation} if interpolation else {}), **kw)
+    per_pass = args.per_pass
+    method = getattr(pair, PAIR_CLASSES[name])()
+    if name == "blur_ig":
+        one = lambda img, t: method.GetMask(img, call_model_function, t, steps=args.steps,  # noqa: E731
+                                            batch_size=per_pass)
+    elif name == "guided_ig":
+        one = lambda img, t: method.GetMask(img, call_model_function, t, x_steps=args.steps,  # noqa: E731
+                                            x_baseline=np.zeros_like(img), max_dist=0.02, fraction=0.25)
+    else:
+        params = pair.XRAIParameters(steps=args.steps)
+        one = lambda img, t: method.GetMask(img, call_model_function, t, batch_size=per_pass,  # noqa: E731
+                                            extra_parameters=params)
+    return lambda: [one(img, t) for img, t in zip(x, targets, strict=True)]
+
+
 def bench(model_name: str, methods, args) -> list[Row]:
     model = models.build(model_name)
     net, variables = torch_pair(model_name, normalized=True) if not args.no_peer else (
@@ -152,8 +193,12 @@ def bench(model_name: str, methods, args) -> list[Row]:
     rows = []
     for name in methods:
         fn = jax_method(name, args, args.batch)
-        jitted = jax.jit(lambda v, x, t, fn=fn: fn(model, v, x, t))
-        ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets)), args.repeats)
+        if name in HOST_SIDE:
+            ours = time_calls(lambda fn=fn: fn(model, variables, jnp.asarray(x), jnp.asarray(targets)),
+                              jax.block_until_ready, args.repeats)
+        else:
+            jitted = jax.jit(lambda v, x, t, fn=fn: fn(model, v, x, t))
+            ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets)), args.repeats)
         peer, peer_name = (None, "-") if args.no_peer else peer_method(name, args, model_name, net, x, targets)
         theirs = time_calls(peer, lambda t: t, args.repeats) if peer else None
         note = {"smoothgrad": f"{args.samples} samples", "integrated_gradients": f"{args.steps} steps",
@@ -168,6 +213,10 @@ def bench(model_name: str, methods, args) -> list[Row]:
                 "rise": f"{args.masks} masks of 7 x 7 cells; no peer (Captum has no RISE)",
                 "cam": "no Captum/pytorch-grad-cam CAM",
                 "deeplift": "black baseline; image and baseline in one batch on both sides",
+                "blur_ig": f"{args.steps} steps; PAIR one image per call",
+                "guided_ig": f"{args.steps} steps, fraction 0.25, max_dist 0.02; PAIR one image per call",
+                "xrai": f"{args.steps} IG steps, 2 baselines; host-side segmentation on both sides; first call "
+                        "includes jaxviz's compile",
                 "lrp": "EpsilonPlusFlat, BN merged" + (
                     ", ResNetCanonizer" if model_name == "resnet50" else
                     "; Lite0's residual adds plain in Zennit (no canonizer)")}.get(name, "")
