@@ -59,17 +59,18 @@ class _Ctx:
         """Whether the rule or an op rule changes something inside ``jaxpr`` (a Jaxpr)."""
         return (self.rule is not None and id(jaxpr) in self.graph.with_sites) or self.holds_ops(jaxpr)
 
-    def hooked(self) -> set:
+    @functools.cached_property
+    def hooked(self) -> frozenset:
         """The primitives a rule other than the ReLU rule computes."""
         prims = set(self.ops)
         if self.affine is not None:
             prims |= set(_affine._LINEAR)
         if self.sums is not None:
             prims.add(P.add_p)
-        return prims
+        return frozenset(prims)
 
     def holds_ops(self, jaxpr) -> bool:
-        hooked = self.hooked()
+        hooked = self.hooked
         if not hooked:
             return False
         key = id(jaxpr)
@@ -216,7 +217,7 @@ def _eval(jaxpr, consts, args, addr, ctx: _Ctx, dep=None):
                 env[jaxpr.eqns[site.end].outvars[0]] = ctx.post(("eqn", addr + (site.end,), 0), y)
                 continue
             prim = eqn.primitive
-            sub_dep = None if plan is None else tuple(
+            sub_dep = None if plan is None or prim not in (P.jit_p, P.remat_p) else tuple(
                 not isinstance(v, jcore.Literal) and plan.dep.get(v, False) for v in eqn.invars)
             if layer:
                 outs = [_affine_layer(jaxpr, *plan.layers[i], read, ctx)]
@@ -230,7 +231,7 @@ def _eval(jaxpr, consts, args, addr, ctx: _Ctx, dep=None):
             elif prim in ctx.ops:
                 outs = list(ctx.ops[prim](functools.partial(_bind_args, eqn), invals))
             else:
-                rewrite = (ctx.rule is not None or ctx.hooked()) and prim not in _OPAQUE
+                rewrite = (ctx.rule is not None or ctx.hooked) and prim not in _OPAQUE
                 outs = _bind(eqn, _rewritten(eqn, ctx) if rewrite else eqn.params, invals)
         for k, (v, x) in enumerate(zip(eqn.outvars, outs, strict=True)):
             env[v] = ctx.post(("eqn", here, k), x)
