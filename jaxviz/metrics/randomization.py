@@ -298,9 +298,8 @@ def model_parameter_randomization(method: Method, model, variables, images, targ
     if groups is None:
         groups = list(reversed(parameter_groups(model, variables, images, layers=layers)))
     groups, redraw, compare = list(groups), redraw or randomize, _measure(measure)
-    original = _explain(method, model, variables, images, target) if maps is None else pixel_maps(
-        maps, images.shape[:3])
-    explain = jax.jit(lambda v: _explain(method, model, v, images, target))
+    explain = jax.jit(lambda v: _explain(method, model, v, images, target))  # one program for every draw
+    original = explain(variables) if maps is None else pixel_maps(maps, images.shape[:3])
     out = {}
     for depth, name in enumerate(groups):
         chosen = groups[:depth + 1] if cascading else [name]
@@ -326,6 +325,6 @@ def random_logit(method: Method, model, variables, images, target, *, key: jax.A
     concrete = not any(isinstance(t, jax.core.Tracer) for t in (other, target))
     if concrete and bool(np.any(np.asarray(other) == np.asarray(target))):
         raise ValueError("other must differ from target for every image")
-    original = (_explain(method, model, variables, images, target) if maps is None
-                else pixel_maps(maps, images.shape[:3]))
-    return _measure(measure)(original, _explain(method, model, variables, images, other))
+    explain = jax.jit(lambda t: _explain(method, model, variables, images, t))  # one program for both classes
+    original = explain(target) if maps is None else pixel_maps(maps, images.shape[:3])
+    return _measure(measure)(original, explain(other))
