@@ -7,6 +7,7 @@ The families, each a subpackage (docs/architecture.md is the map):
 * :mod:`jaxviz.style`: Gram losses, textures, style transfer;
 * :mod:`jaxviz.datafree`: images from the network alone (DeepInversion, distillation);
 * :mod:`jaxviz.representation`: filters, activations, features, neighbours, patches;
+* :mod:`jaxviz.run`: a method (and metrics) over a whole data set, sharded over devices and hosts, resumable;
 * :mod:`jaxviz.io`: images, plots, labels; :mod:`jaxviz.core`: objectives, the loop, batching;
 * :mod:`jaxviz.models`: the ports and the adapters for any JAX model; :mod:`jaxviz.experiments`: the digits
   experiments and the demo gallery.
@@ -27,8 +28,8 @@ from jaxviz._lazy import lazy
 
 __version__ = "0.1.0"
 
-FAMILIES = ("attribution", "metrics", "synthesis", "style", "datafree", "representation", "io", "core", "models",
-            "experiments", "cli")
+FAMILIES = ("attribution", "metrics", "synthesis", "style", "datafree", "representation", "run", "io", "core",
+            "models", "experiments", "cli")
 
 #: the flat API: name -> "family.module:attribute"
 API = {

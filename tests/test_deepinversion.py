@@ -67,6 +67,7 @@ def test_learning_rate_warms_up_then_decays():
 SHARDING_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
+    from jaxviz.core import sharding
     from jaxviz.datafree import deepinversion as di
     from jaxviz.models import digits_cnn as digits
     assert jax.device_count() == 8, jax.devices()
@@ -74,7 +75,7 @@ SHARDING_SCRIPT = textwrap.dedent("""
     variables = jax.tree.map(lambda a: a.astype(np.float64), model.init(jax.random.key(1), 32))
     out = {}
     for n in (1, 8):
-        mesh = jax.sharding.Mesh(np.array(jax.devices()[:n]), ("batch",))
+        mesh = sharding.batch_mesh(n)
         r = di.deepinversion(jax.random.key(0), model, variables, list(range(8)), size=32, steps=4, chunk=2,
                              mesh=mesh, progress=False)
         assert r.images.dtype == np.float64

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from jaxviz.cli import _interrupt, attribution, datafree, experiments, metrics, models, style, synthesis
+from jaxviz.cli import _interrupt, attribution, datafree, experiments, metrics, models, run, style, synthesis
 from jaxviz.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
 from jaxviz.cli.datafree import DEEPINVERSION_LR, DEEPINVERSION_STEPS
 
@@ -20,7 +20,7 @@ __all__ = ["main", "entry", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED", "D
            "DEEPINVERSION_LR", "FAMILIES"]
 
 #: the command modules, in the order ``jaxviz --help`` lists their commands.
-FAMILIES = (models, attribution, metrics, synthesis, datafree, style, experiments)
+FAMILIES = (models, attribution, metrics, run, synthesis, datafree, style, experiments)
 
 
 def _version() -> str:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from jaxviz.cli._common import MAX_SIZE, check_class, check_layers, check_model, examples, integer, model_args
 
-#: the methods ``evaluate`` runs (its own short names; ``jaxviz saliency --method`` has more knobs).
+#: the methods ``evaluate`` and ``run`` take (jaxviz.run.tasks.MAP_METHODS; ``jaxviz saliency --method`` has more
+#: knobs); the names live here too so that they are checked before JAX loads (a test keeps the two equal).
 METHODS = ("saliency", "gradxinput", "guided", "smoothgrad", "ig", "gradcam", "gradcam++", "layercam", "scorecam",
            "ablationcam", "occlusion")
-#: metrics that score a map on perturbed copies of the image, or read the map alone.
+#: metrics that score a map on perturbed copies of the image, or read the map alone (jaxviz.run.tasks.METRICS).
 METRICS = ("deletion", "insertion", "pixel_flipping", "region_perturbation", "faithfulness_correlation",
            "mu_fidelity", "road", "infidelity", "sparseness", "complexity")
 
@@ -61,55 +62,18 @@ def check_evaluate(args) -> None:
 
 
 def _methods(model, layer):
-    import functools
+    from jaxviz.run import tasks
 
-    import jax
-
-    import jaxviz
-
-    def pixels(fn):  # a gradient's three channels -> one map (Simonyan et al.'s max |.|)
-        return lambda *a: jaxviz.reduce_channels(fn(*a))
-
-    return {
-        "saliency": pixels(jaxviz.saliency),
-        "gradxinput": pixels(jaxviz.gradient_x_input),
-        "guided": pixels(jaxviz.guided_backprop),
-        "smoothgrad": pixels(functools.partial(jaxviz.smoothgrad, jax.random.key(0), samples=16)),
-        "ig": pixels(functools.partial(jaxviz.integrated_gradients, steps=16)),
-        "gradcam": functools.partial(jaxviz.grad_cam, layer=layer),
-        "gradcam++": functools.partial(jaxviz.grad_cam_plus_plus, layer=layer),
-        "layercam": functools.partial(jaxviz.layer_cam, layer=layer),
-        "scorecam": functools.partial(jaxviz.score_cam, layer=layer),
-        "ablationcam": functools.partial(jaxviz.ablation_cam, layer=layer),
-        "occlusion": lambda *a: jaxviz.occlusion(*a, patch=max(4, model.input_size // 8),
-                                                 stride=max(2, model.input_size // 16))[..., 0],
-    }
+    return {name: tasks.MAP_METHODS[name](model, layer) for name in METHODS}
 
 
 def _metrics(args):
-    import functools
-
     import jax
 
-    from jaxviz import metrics
+    from jaxviz.run import tasks
 
-    step = args.pixels_per_step or max(1, args.size * args.size // 50)
     key = jax.random.key(args.seed)
-    f = metrics.faithfulness
-    return {
-        "deletion": functools.partial(f.deletion, pixels_per_step=step),
-        "insertion": functools.partial(f.insertion, pixels_per_step=step),
-        "pixel_flipping": functools.partial(f.pixel_flipping, pixels_per_step=step, auc=True),
-        "region_perturbation": lambda *a: f.region_perturbation(*a, patch=max(2, args.size // 14),
-                                                                regions=50).mean(axis=1),
-        "faithfulness_correlation": functools.partial(f.faithfulness_correlation, key=key, runs=50,
-                                                      subset_size=max(1, args.size * args.size // 200)),
-        "mu_fidelity": functools.partial(f.mu_fidelity, key=key, runs=50),
-        "road": functools.partial(metrics.road.road, percentiles=(20, 50, 80), key=key),
-        "infidelity": functools.partial(metrics.robustness.infidelity, key=key),
-        "sparseness": lambda model, v, x, t, maps: metrics.complexity.sparseness(maps),
-        "complexity": lambda model, v, x, t, maps: metrics.complexity.complexity(maps),
-    }
+    return {name: tasks.METRICS[name](args.size, key, args.pixels_per_step) for name in METRICS}
 
 
 #: which direction is better, for the table's header.

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxviz.core import loop
+from jaxviz.core import loop, sharding
 from jaxviz.core.objectives import variation
 
 __all__ = ["Settings", "bn_statistics_loss", "deepinversion", "js_divergence", "learning_rate",
@@ -232,10 +232,7 @@ def deepinversion(key: jax.Array, model, variables, targets: Sequence[int] | jax
                  jnp.float32)  # bfloat16 weights: bfloat16 images and steps
     params = jnp.clip(0.5 + 0.2 * jax.random.normal(k_init, (b, size, size, 3), dtype), 0.0, 1.0)
     if mesh is not None:
-        if len(mesh.axis_names) != 1 or b % mesh.size:
-            raise ValueError(f"need a 1-axis mesh whose size divides the batch ({b}); got {mesh.shape}")
-        batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
-        params, targets = jax.device_put(params, batch), jax.device_put(targets, batch)
+        params, targets = sharding.shard_batch((params, targets), mesh)
     opt_state = (_ADAM if optimizer is None else optimizer).init(params)
     fingerprint = repr((np.asarray(jax.random.key_data(key)).tolist(), np.asarray(targets).tolist(), size, steps,
                         settings, model.name, None if optimizer is None else str(jax.tree.structure(opt_state))))
