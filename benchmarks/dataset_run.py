@@ -6,11 +6,11 @@
 Both sides read the same PNG files with the same decoder (jaxviz.io.image.load_image: resize and
 center-crop), take each image's top class as the target and compute max |d score / d pixel| over RGB for
 every image, batch by batch, ending with the maps in one place (jaxviz: its shard files and index; the peer:
-one .npz). jaxviz's first pass (with the compile) is timed apart; then both are timed in turns, the median of
+one .npz), on the same weights (the reference's random initialization, converted). jaxviz's first pass (with the compile) is timed apart; then both are timed in turns, the median of
 ``--repeats`` passes, and the ratio in images/s. The PyTorch network is the EfficientNet-Lite reference with
 jaxviz's weights (benchmarks/peers.py).
 
-``--scaling`` runs the runner alone in a fresh process per device count, with the CPU split into that many
+``--scaling`` runs the runner alone (the published weights) in a fresh process per device count, with the CPU split into that many
 XLA devices (``--xla_force_host_platform_device_count``): on a 2-core machine more devices cannot be faster;
 the row shows what the sharding costs.
 """
@@ -47,13 +47,16 @@ def make_folder(root: Path, n: int, size: int) -> Path:
     return root
 
 
-def jaxviz_pass(folder: Path, out: Path, model_name: str, size: int, batch: int, devices: int | None = None):
+def jaxviz_pass(folder: Path, out: Path, model_name: str, size: int, batch: int, devices: int | None = None,
+                variables=None):
+    """One pass of the runner (``variables``: the peer's weights; default the model's published ones)."""
     from jaxviz import models
     from jaxviz.core import sharding
     from jaxviz.io import datasets
     from jaxviz.run import engine, tasks
 
-    model, variables = _MODELS.get(model_name) or _MODELS.setdefault(model_name, models.load(model_name))
+    model, published = _MODELS.get(model_name) or _MODELS.setdefault(model_name, models.load(model_name))
+    variables = published if variables is None else variables
     task = _TASKS.get(model_name) or _TASKS.setdefault(model_name, tasks.attribution(model, "saliency"))
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -123,18 +126,23 @@ def main() -> None:
     if not args.skip_peer:
         from peers import torch_pair
 
-        net, _ = torch_pair(args.model, normalized=True)
-        first = jaxviz_pass(folder, work / "jx", args.model, args.size, args.batch)
+        net, variables = torch_pair(args.model, normalized=True)  # the same (random) weights on both sides
+        first = jaxviz_pass(folder, work / "jx", args.model, args.size, args.batch, variables=variables)
         ours, theirs = [], []
         for _ in range(args.repeats):  # in turns: a machine that slows down slows both
-            ours.append(jaxviz_pass(folder, work / "jx", args.model, args.size, args.batch))
+            ours.append(jaxviz_pass(folder, work / "jx", args.model, args.size, args.batch, variables=variables))
             theirs.append(captum_pass(folder, work / "peer.npz", net, args.size, args.batch))
+        from jaxviz.run import engine
+
+        mine, peer = engine.read(work / "jx")["map"], np.load(work / "peer.npz")["map"]
+        result["max_map_difference"] = float(np.abs(mine - peer).max() / np.abs(peer).max())  # the same work
         a, b = statistics.median(ours), statistics.median(theirs)
         result.update(jaxviz_first_s=first, jaxviz_runs=ours, captum_runs=theirs, jaxviz_img_s=args.images / a,
                       captum_img_s=args.images / b, ratio=b / a)
         print(f"{args.model}, {args.images} images at {args.size} px, batch {args.batch}: jaxviz runner "
               f"{args.images / a:.2f} img/s (first pass with compile {first:.1f} s), Captum + DataLoader "
-              f"{args.images / b:.2f} img/s, ratio {b / a:.2f}x")
+              f"{args.images / b:.2f} img/s, ratio {b / a:.2f}x; maps agree to "
+              f"{result['max_map_difference']:.1e} of their maximum")
     if args.scaling:
         rows = scaling(folder, work, args)
         base = statistics.median(rows[args.scaling[0]]["runs"])
