@@ -6,13 +6,13 @@
 Both sides read the same PNG files with the same decoder (jaxviz.io.image.load_image: resize and
 center-crop), take each image's top class as the target and compute max |d score / d pixel| over RGB for
 every image, batch by batch, ending with the maps in one place (jaxviz: its shard files and index; the peer:
-one .npz), on the same weights (the reference's random initialization, converted). jaxviz's first pass (with the compile) is timed apart; then both are timed in turns, the median of
-``--repeats`` passes, and the ratio in images/s. The PyTorch network is the EfficientNet-Lite reference with
-jaxviz's weights (benchmarks/peers.py).
+one .npz), on the same weights (the reference's random initialization, converted; benchmarks/peers.py).
+jaxviz's first pass (with the compile) is timed apart; then both are timed in turns, the median of
+``--repeats`` passes, and the ratio in images/s.
 
-``--scaling`` runs the runner alone (the published weights) in a fresh process per device count, with the CPU split into that many
-XLA devices (``--xla_force_host_platform_device_count``): on a 2-core machine more devices cannot be faster;
-the row shows what the sharding costs.
+``--scaling`` runs the runner alone (the published weights) in a fresh process per device count, with the
+CPU split into that many XLA devices (``--xla_force_host_platform_device_count``): on 2 cores this measures
+what the sharding costs (or saves), not the scaling of real devices.
 """
 
 from __future__ import annotations
