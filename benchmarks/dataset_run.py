@@ -18,6 +18,7 @@ what the sharding costs (or saves), not the scaling of real devices.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -50,14 +51,12 @@ def make_folder(root: Path, n: int, size: int) -> Path:
 def jaxviz_pass(folder: Path, out: Path, model_name: str, size: int, batch: int, devices: int | None = None,
                 variables=None):
     """One pass of the runner (``variables``: the peer's weights; default the model's published ones)."""
-    from jaxviz import models
     from jaxviz.core import sharding
     from jaxviz.io import datasets
-    from jaxviz.run import engine, tasks
+    from jaxviz.run import engine
 
-    model, published = _MODELS.get(model_name) or _MODELS.setdefault(model_name, models.load(model_name))
+    _, published, task = _model_and_task(model_name)
     variables = published if variables is None else variables
-    task = _TASKS.get(model_name) or _TASKS.setdefault(model_name, tasks.attribution(model, "saliency"))
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     engine.dataset(task, variables, datasets.Folder(folder, size), out, batch_size=batch, shard=batch * 4,
@@ -65,7 +64,14 @@ def jaxviz_pass(folder: Path, out: Path, model_name: str, size: int, batch: int,
     return time.perf_counter() - t0
 
 
-_MODELS, _TASKS = {}, {}
+@functools.cache
+def _model_and_task(name: str):
+    """Loaded once per process, and one task object, so that every pass reuses the compiled program."""
+    from jaxviz import models
+    from jaxviz.run import tasks
+
+    model, variables = models.load(name)
+    return model, variables, tasks.attribution(model, "saliency")
 
 
 def captum_pass(folder: Path, out: Path, net, size: int, batch: int):

@@ -31,7 +31,7 @@ import numpy as np
 from jaxviz.core.progress import progress_bar
 from jaxviz.io.datasets import Arrays, Folder, TfdsSource, digest, load_batch, weights_digest
 
-__all__ = ["Folder", "TfdsSource", "Arrays", "Features", "extract", "load_batch"]
+__all__ = ["Folder", "TfdsSource", "Arrays", "Features", "extract", "layer_features", "load_batch"]
 
 
 class Features(NamedTuple):
@@ -41,13 +41,18 @@ class Features(NamedTuple):
     labels: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layer", "pool"))
-def _batch_features(variables, images, *, model, layer, pool):
+def layer_features(model, variables, images, layer: str, pool: bool = True) -> jax.Array:
+    """(B, D) float32: the activations of ``layer``, flattened (spatial maps averaged first when ``pool``)."""
     _, acts = model.apply(variables, images, capture=(layer,))
     a = acts[layer]
     if pool and a.ndim == 4:
         a = jnp.mean(a, axis=(1, 2))
     return a.reshape(images.shape[0], -1).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layer", "pool"))
+def _batch_features(variables, images, *, model, layer, pool):
+    return layer_features(model, variables, images, layer, pool)
 
 
 def _compute(model, variables, source, layer, pool, items: range, batch_size: int, bar):

@@ -162,11 +162,9 @@ def features(model, layer: str, *, pool: bool = True) -> Task:
 
     check_names(layer, model.layers)
 
+    from jaxviz.representation.features import layer_features
+
     def fn(variables, images, labels, key):
-        _, acts = model.apply(variables, images, capture=(layer,))
-        a = acts[layer]
-        if pool and a.ndim == 4:
-            a = jnp.mean(a, axis=(1, 2))
-        return {"features": a.reshape(images.shape[0], -1).astype(jnp.float32)}
+        return {"features": layer_features(model, variables, images, layer, pool)}
 
     return Task(f"features {layer}", fn, f"{getattr(model, 'name', '')}:{layer}:{pool}")
