@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import jaxviz  # noqa: E402
 from jaxviz import models  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from harness import Row, device_name, markdown, save, time_calls, time_jax, time_peer  # noqa: E402
 from peers import (  # noqa: E402
     relu6_visible_to_captum,
     relus_used_once,
+    sync,
     to_torch,
     torch_pair,
     zennit_lrp,
@@ -89,7 +90,7 @@ def peer_method(name, args, model_name, net, x, targets):
     import captum.attr as ca
     import torch
 
-    tx = to_torch(x)
+    tx = to_torch(x).to(next(net.parameters()).dtype)
     tlist = [int(t) for t in targets]
     batch = x.shape[0]
 
@@ -186,21 +187,27 @@ def bench(model_name: str, methods, args) -> list[Row]:
     model = models.build(model_name)
     net, variables = torch_pair(model_name, normalized=True) if not args.no_peer else (
         None, models.load(model_name, weights=None)[1])
+    dtype = getattr(args, "dtype", "float32")
+    variables = jax.tree.map(lambda a: a.astype(dtype), variables)
+    if net is not None and dtype == "bfloat16":
+        import torch
+
+        net = net.to(torch.bfloat16)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(args.batch, model.input_size, model.input_size, 3)).astype(np.float32)
     targets = rng.integers(0, 1000, args.batch)
-    args.layer, args.baselines = LAYERS[model_name], jnp.asarray(_baselines(x))
+    args.layer, args.baselines = LAYERS[model_name], jnp.asarray(_baselines(x), dtype)
+    xj, tj = jnp.asarray(x, dtype), jnp.asarray(targets)
     rows = []
     for name in methods:
         fn = jax_method(name, args, args.batch)
         if name in HOST_SIDE:
-            ours = time_calls(lambda fn=fn: fn(model, variables, jnp.asarray(x), jnp.asarray(targets)),
-                              jax.block_until_ready, args.repeats)
+            ours = time_calls(lambda fn=fn: fn(model, variables, xj, tj), jax.block_until_ready, args.repeats)
         else:
             jitted = jax.jit(lambda v, x, t, fn=fn: fn(model, v, x, t))
-            ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets)), args.repeats)
-        peer, peer_name = (None, "-") if args.no_peer else peer_method(name, args, model_name, net, x, targets)
-        theirs = time_calls(peer, lambda t: t, args.repeats) if peer else None
+            ours = time_jax(jitted, (variables, xj, tj), args.repeats)
+        theirs, peer_name = (None, "-") if args.no_peer else time_peer(
+            lambda name=name: peer_method(name, args, model_name, net, x, targets), sync, args.repeats)
         note = {"smoothgrad": f"{args.samples} samples", "integrated_gradients": f"{args.steps} steps",
                 "occlusion": f"patch {args.patch}, stride {args.stride}",
                 "grad_cam": f"layer {args.layer}; peer also computes weight grads, normalizes, resizes (OpenCV)",
@@ -220,12 +227,12 @@ def bench(model_name: str, methods, args) -> list[Row]:
                 "lrp": "EpsilonPlusFlat, BN merged" + (
                     ", ResNetCanonizer" if model_name == "resnet50" else
                     "; Lite0's residual adds plain in Zennit (no canonizer)")}.get(name, "")
-        rows.append(Row("attribution", name, model_name, args.batch, "float32", ours, theirs, peer_name, note))
+        rows.append(Row("attribution", name, model_name, args.batch, dtype, ours, theirs, peer_name, note))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", nargs="*", default=["efficientnet_lite0", "resnet50"])
     p.add_argument("--method", nargs="*", default=list(METHODS), choices=METHODS)
@@ -237,8 +244,13 @@ def main(argv=None):
     p.add_argument("--masks", type=int, default=256, help="RISE masks")
     p.add_argument("--per-pass", type=int, default=4, help="copies of the batch per forward pass (sampled methods)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--no-peer", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     print(f"device: {device_name()}")
     rows = []
     for name in args.model:

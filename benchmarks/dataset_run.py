@@ -80,6 +80,8 @@ def captum_pass(folder: Path, out: Path, net, size: int, batch: int):
 
     from jaxviz.io import image
 
+    from peers import device
+
     paths = image.list_images(folder)
 
     class Images(torch.utils.data.Dataset):
@@ -92,9 +94,10 @@ def captum_pass(folder: Path, out: Path, net, size: int, batch: int):
     t0 = time.perf_counter()
     saliency, maps = ca.Saliency(net), []
     for x in torch.utils.data.DataLoader(Images(), batch_size=batch):
+        x = x.to(device())
         with torch.no_grad():
             target = net(x).argmax(1)
-        maps.append(saliency.attribute(x.requires_grad_(), target=target, abs=True).amax(1).numpy())
+        maps.append(saliency.attribute(x.requires_grad_(), target=target, abs=True).amax(1).cpu().numpy())
     np.savez(out, map=np.concatenate(maps))
     return time.perf_counter() - t0
 

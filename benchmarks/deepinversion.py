@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
 from jaxviz.datafree import deepinversion as di  # noqa: E402
 
-from harness import Row, markdown, report, time_step_runs  # noqa: E402
-from peers import bn_statistic_terms, torch_pair  # noqa: E402
+from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from peers import bn_statistic_terms, sync, torch_pair  # noqa: E402
 
 SETTINGS = di.Settings(low_res_fraction=0.0)  # the reference's ImageNet weights; full resolution only
 
@@ -39,12 +39,13 @@ def torch_loop(net, targets, size, steps, settings=SETTINGS):
     """The reference's loop in plain PyTorch: hooks, priors, Adam, cosine lr, clip (float32)."""
     import torch
 
-    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    dev = next(net.parameters()).device
+    mean = torch.tensor(models.IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD, device=dev).view(1, 3, 1, 1)
     torch.manual_seed(0)
-    x = ((torch.rand(len(targets), 3, size, size) - mean) / std).requires_grad_(True)
+    x = ((torch.rand(len(targets), 3, size, size, device=dev) - mean) / std).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=settings.lr, betas=(0.5, 0.9), eps=1e-8)
-    y = torch.tensor(targets)
+    y = torch.tensor(targets, device=dev)
     lo, hi = (0 - mean) / std, (1 - mean) / std
     with bn_statistic_terms(net) as terms:
         for i in range(steps):
@@ -80,10 +81,8 @@ def _torch_step(net, x, y, opt, terms, i, steps, settings, lo, hi):
         x.data = torch.max(torch.min(x, hi), lo)
 
 
-def rows(batch, size, steps, repeats, dtype):
-    import torch
-
-    net, variables = torch_pair("resnet50")
+def rows(batch, size, steps, repeats, dtype, with_peer: bool = True):
+    net, variables = torch_pair("resnet50") if with_peer else (None, models.load("resnet50", weights=None)[1])
     model = models.build("resnet50")
     targets = [(17 * i) % 1000 for i in range(batch)]
     variables = jax.tree.map(lambda a: a.astype(dtype), variables)
@@ -93,18 +92,19 @@ def rows(batch, size, steps, repeats, dtype):
                              chunk=n, progress=False)
         jax.block_until_ready(r.images)
 
-    out = []
-    jt = time_step_runs(ours, steps, repeats)
-    if dtype == jnp.float32:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-        pt = time_step_runs(lambda n: torch_loop(net, targets, size, n), steps, repeats)
-        out.append(Row("deepinversion", f"DeepInversion step, {size} px, {steps} steps/run", model.name, batch,
-                       "float32", jt, pt, "plain PyTorch loop (reference settings)", per_run=steps))
-    else:
-        out.append(Row("deepinversion", f"DeepInversion step, {size} px, {steps} steps/run", model.name, batch,
-                       jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
-                       note=f"{jt.median_s / steps * 1e3:.1f} ms/step"))
-    return out
+    task = f"DeepInversion step, {size} px, {steps} steps/run"
+    with LoopCost() as step_cost:
+        jt = time_step_runs(ours, steps, repeats)
+    step_cost.apply(jt, steps)
+    if dtype != jnp.float32 or not with_peer:
+        return [Row("deepinversion", task, model.name, batch, jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
+                    note=f"{jt.median_s / steps * 1e3:.1f} ms/step")]
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    pt = time_step_runs(lambda n: sync(torch_loop(net, targets, size, n)), steps, repeats)
+    return [Row("deepinversion", task, model.name, batch, "float32", jt, pt, "plain PyTorch loop (reference settings)",
+                per_run=steps)]
 
 
 def main(argv=None):

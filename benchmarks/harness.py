@@ -7,6 +7,7 @@ runs, and the ratio jaxviz / peer in throughput (above 1: jaxviz is faster).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
@@ -23,6 +24,8 @@ class Timing:
     first_s: float  # compile (jaxviz) or first call (peer)
     median_s: float
     runs: list[float] = field(default_factory=list)
+    flops: float | None = None  # per timed call, from XLA's cost analysis of the compiled program
+    bytes: float | None = None  # bytes accessed per timed call, likewise
 
 
 @dataclass
@@ -60,6 +63,18 @@ def time_calls(fn: Callable[[], object], sync: Callable[[object], object], repea
     return Timing(first, statistics.median(runs), runs)
 
 
+def time_peer(make: Callable[[], tuple[Callable[[], object] | None, str]], sync: Callable[[object], object],
+              repeats: int) -> tuple[Timing | None, str]:
+    """``make()`` builds the peer's zero-argument call and names it (None: no peer); it is timed as
+    :func:`time_calls` does. A peer that cannot run this setting (a dtype, a device) is named as failed in the
+    row, not fatal to the suite."""
+    try:
+        fn, name = make()
+        return (time_calls(fn, sync, repeats) if fn else None), name
+    except Exception as e:  # noqa: BLE001
+        return None, f"- (peer failed: {type(e).__name__}: {str(e)[:80]})"
+
+
 def time_step_runs(run: Callable[[int], object], steps: int, repeats: int) -> Timing:
     """``run(n)`` does n optimizer steps (synced). ``first_s``: ``run(1)`` (compile, or the peer's warm-up);
     then the median of ``repeats`` runs of ``steps`` steps."""
@@ -83,7 +98,21 @@ def time_jax(jitted, args: tuple, repeats: int) -> Timing:
     compile_s = time.perf_counter() - t0
     timing = time_calls(lambda: compiled(*args), jax.block_until_ready, repeats)
     timing.first_s = compile_s
+    timing.flops, timing.bytes = cost(compiled)
     return timing
+
+
+def cost(compiled) -> tuple[float | None, float | None]:
+    """FLOPs and bytes accessed of one call of a compiled program, as XLA's cost analysis counts them.
+
+    XLA counts a while loop's body once, whatever its trip count: a program with a loop inside is under-counted.
+    """
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):  # older jax: one dict per computation
+        analysis = analysis[0] if analysis else {}
+    analysis = analysis or {}
+    flops, accessed = analysis.get("flops"), analysis.get("bytes accessed")
+    return (float(flops) if flops else None), (float(accessed) if accessed else None)
 
 
 def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int,
@@ -91,7 +120,6 @@ def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int
     """Compiles each ``jitted`` of ``{name: (jitted, args)}`` (timed apart), then times them in turns:
     round r runs every program once, so a machine that slows down mid-run slows all of them alike.
     ``tracing[name]()`` is a context manager to trace that program in."""
-    import contextlib
 
     import jax
 
@@ -100,7 +128,7 @@ def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int
         t0 = time.perf_counter()
         with (tracing or {}).get(name, contextlib.nullcontext)():
             compiled[name] = jitted.lower(*args).compile()
-        timings[name] = Timing(time.perf_counter() - t0, 0.0)
+        timings[name] = Timing(time.perf_counter() - t0, 0.0, [], *cost(compiled[name]))
         jax.block_until_ready(compiled[name](*args))  # warm-up
     for _ in range(repeats):
         for name, (_, args) in programs.items():
@@ -110,6 +138,103 @@ def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int
     for t in timings.values():
         t.median_s = statistics.median(t.runs)
     return timings
+
+
+class LoopCost:
+    """Records the step of the first :func:`jaxviz.core.loop.run` call made inside ``with LoopCost() as c:``;
+    then ``c.apply(timing, steps)`` gives ``timing`` that step's FLOPs and bytes times ``steps`` (one timed run).
+
+    The step is compiled on its own (``loop._one``, the stepwise program: the fused chunk is a while loop,
+    whose body XLA's cost analysis counts once); of a multi-phase run, the last phase's step is costed.
+    """
+
+    def __enter__(self):
+        import jax
+        import jax.numpy as jnp
+
+        from jaxviz.core import loop
+
+        self.seen, self._run = [], loop.run
+
+        def spy(step, carry, data, **kw):
+            if not self.seen:
+                try:
+                    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)),
+                                          (carry, data))
+                except TypeError:  # a leaf that is no array: the row goes without a cost
+                    shapes = None
+                self.seen.append(shapes and (step[-1][1] if isinstance(step, list | tuple) else step, *shapes))
+            return self._run(step, carry, data, **kw)
+
+        loop.run = spy
+        return self
+
+    def __exit__(self, *exc):
+        from jaxviz.core import loop
+
+        loop.run = self._run
+        return False
+
+    def apply(self, timing: Timing, steps: int) -> Timing:
+        import jax.numpy as jnp
+
+        from jaxviz.core import loop
+
+        if self.seen and self.seen[0]:
+            step, carry, data = self.seen[0]
+            flops, accessed = cost(loop._one.lower(carry, data, jnp.int32(0), step=step).compile())
+            timing.flops = flops * steps if flops else None
+            timing.bytes = accessed * steps if accessed else None
+        return timing
+
+
+def matmul_peak(dtype: str = "float32", n: int | None = None, repeats: int = 5) -> float:
+    """FLOP/s of an n x n x n matrix product on the default device, median of ``repeats``: the ceiling the
+    roofline table compares each row with (n: 8192 on an accelerator, 2048 on a CPU)."""
+    import jax
+    import jax.numpy as jnp
+
+    n = n or (2048 if jax.default_backend() == "cpu" else 8192)
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
+    timing = time_jax(jax.jit(lambda a, b: a @ b), (a, a), repeats)
+    return 2 * n**3 / timing.median_s
+
+
+#: Datasheet ceilings for the estimate beside every row (dense, no sparsity; SXM parts): matrix FLOP/s per
+#: dtype and HBM bytes/s. float32 is TF32 on the tensor cores, which XLA and cuDNN use for float32
+#: convolutions and products by default on these chips. Estimates, not measurements.
+DATASHEETS = {
+    "H100": {"float32": 494e12, "bfloat16": 989e12, "hbm": 3.35e12},
+    "H200": {"float32": 494e12, "bfloat16": 989e12, "hbm": 4.8e12},
+}
+
+
+def roofline(rows: list[Row], peaks: dict[str, float], unit: str = "img/s") -> str:
+    """Per row with a cost: FLOPs and bytes per timed call, arithmetic intensity, the FLOP/s achieved and its
+    share of the matmul peak measured in the same run (``peaks[dtype]``), and each datasheet's roofline
+    estimate of the same program's throughput, max(FLOPs / peak, bytes / bandwidth)."""
+    chips = list(DATASHEETS)
+    lines = ["| task | model | batch | dtype | GFLOP | GB | FLOP/byte | achieved TFLOP/s | of measured peak | "
+             f"measured {unit} | " + " | ".join(f"{c} estimate {unit}" for c in chips) + " |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(chips)]
+    for r in rows:
+        t = r.jaxviz
+        if not t.flops:
+            continue
+        achieved = t.flops / t.median_s
+        peak = peaks.get(r.dtype)
+        share = f"{achieved / peak:.0%}" if peak else "-"
+        nbytes = t.bytes or 0.0
+        intensity = f"{t.flops / nbytes:.1f}" if nbytes else "-"
+        estimates = []
+        for chip in chips:
+            sheet = DATASHEETS[chip]
+            seconds = max(t.flops / sheet.get(r.dtype, sheet["float32"]), nbytes / sheet["hbm"])
+            estimates.append(f"{(r.per_run or r.batch) / seconds:.0f}")
+        lines.append(f"| {r.task} | {r.model} | {r.batch} | {r.dtype} | {t.flops / 1e9:.1f} | {nbytes / 1e9:.2f} | "
+                     f"{intensity} | {achieved / 1e12:.3f} | {share} | {r.items_per_s(t):.2f} | "
+                     + " | ".join(estimates) + " |")
+    return "\n".join(lines)
 
 
 def device_name() -> str:
@@ -125,14 +250,16 @@ def device_name() -> str:
 
 def markdown(rows: list[Row], unit: str = "img/s") -> str:
     lines = [f"| task | model | batch | dtype | jaxviz {unit} | peer {unit} | ratio "
-             "| jaxviz compile s | peer first call s | peer | note |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"]
+             "| jaxviz compile s | peer first call s | GFLOP | GB | peer | note |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         peer = f"{r.items_per_s(r.peer):.2f}" if r.peer else "-"
         ratio = f"{r.ratio:.2f}x" if r.peer else "-"
         first = f"{r.peer.first_s:.2f}" if r.peer else "-"
+        gflop = f"{r.jaxviz.flops / 1e9:.1f}" if r.jaxviz.flops else "-"
+        gb = f"{r.jaxviz.bytes / 1e9:.2f}" if r.jaxviz.bytes else "-"
         lines.append(f"| {r.task} | {r.model} | {r.batch} | {r.dtype} | {r.items_per_s(r.jaxviz):.2f} | {peer} | "
-                     f"{ratio} | {r.jaxviz.first_s:.2f} | {first} | {r.peer_name} | {r.note} |")
+                     f"{ratio} | {r.jaxviz.first_s:.2f} | {first} | {gflop} | {gb} | {r.peer_name} | {r.note} |")
     return "\n".join(lines)
 
 

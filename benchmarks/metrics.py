@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
 from jaxviz.metrics import complexity, faithfulness, road, robustness  # noqa: E402
 
-from harness import Row, markdown, report, time_calls, time_jax  # noqa: E402
-from peers import to_torch, torch_pair  # noqa: E402
+from harness import Row, markdown, report, time_jax, time_peer  # noqa: E402
+from peers import sync, to_torch, torch_pair  # noqa: E402
 
 METRICS = ("pixel_flipping", "region_perturbation", "faithfulness_correlation", "road", "infidelity", "sparseness")
 
@@ -89,14 +89,16 @@ def peer_metric(name, args, net, x, targets, maps):
             noise = 0.1 * torch.randn_like(inputs)
             return noise, inputs - noise
 
-        return (lambda: infidelity(net, perturb, tx, ta, target=torch.from_numpy(targets), n_perturb_samples=args.runs,
+        target = torch.from_numpy(targets).to(tx.device)
+        return (lambda: infidelity(net, perturb, tx, ta, target=target, n_perturb_samples=args.runs,
                                    max_examples_per_batch=len(x) * args.per_pass)), "Captum infidelity"
     return None, "-"
 
 
-def bench(model_name: str, names, args) -> list[Row]:
+def bench(model_name: str, names, args, with_peer: bool = True) -> list[Row]:
     model = models.build(model_name)
-    net, variables = torch_pair(model_name, normalized=True)
+    net, variables = torch_pair(model_name, normalized=True) if with_peer else (
+        None, models.load(model_name, weights=None)[1])
     rng = np.random.default_rng(0)
     size = model.input_size
     x = rng.uniform(size=(args.batch, size, size, 3)).astype(np.float32)
@@ -111,8 +113,8 @@ def bench(model_name: str, names, args) -> list[Row]:
         fn = jax_metric(name, args, args.batch * args.per_pass)
         jitted = jax.jit(lambda v, x, t, m, fn=fn: fn(model, v, x, t, m))
         ours = time_jax(jitted, (variables, jnp.asarray(x), jnp.asarray(targets), jnp.asarray(maps)), args.repeats)
-        peer, peer_name = peer_metric(name, args, net, x, targets, maps)
-        theirs = time_calls(peer, lambda t: t, args.repeats) if peer else None
+        theirs, peer_name = time_peer(lambda name=name: peer_metric(name, args, net, x, targets, maps), sync,
+                                      args.repeats) if with_peer else (None, "-")
         note = {"pixel_flipping": f"{-(-size * size // args.pixels_per_step)} steps",
                 "region_perturbation": f"{args.regions} regions of {args.patch} px",
                 "faithfulness_correlation": f"{args.runs} runs of {args.subset} px",
@@ -123,7 +125,7 @@ def bench(model_name: str, names, args) -> list[Row]:
     return rows
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", nargs="*", default=["efficientnet_lite0"])
     p.add_argument("--metric", nargs="*", default=list(METRICS), choices=METRICS)
@@ -137,7 +139,11 @@ def main(argv=None):
     p.add_argument("--percentiles", type=int, nargs="*", default=[20, 50, 80])
     p.add_argument("--per-pass", type=int, default=4, help="perturbed copies of the batch per forward pass")
     p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     report([row for name in args.model for row in bench(name, args.metric, args)], "metrics", "img/s")
 
 

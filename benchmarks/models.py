@@ -23,7 +23,7 @@ from jaxviz import models  # noqa: E402
 from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
-from peers import torch_pair  # noqa: E402
+from peers import device, sync, torch_pair  # noqa: E402
 
 TARGET = 281
 
@@ -50,7 +50,7 @@ def bench(name: str, batch: int, dtype: str, repeats: int, with_peer: bool) -> l
         mean = np.array(IMAGENET_MEAN, np.float32)
         std = np.array(IMAGENET_STD, np.float32)
         xn = (np.asarray(x, np.float32) - mean) / std
-        tx = torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 3, 1, 2))).to(tdtype)
+        tx = torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 3, 1, 2))).to(device(), tdtype)
 
     def peer_forward():
         with torch.no_grad():
@@ -63,7 +63,7 @@ def bench(name: str, batch: int, dtype: str, repeats: int, with_peer: bool) -> l
     for task, jitted, args, peer_fn in (("forward", forward, (variables, x), peer_forward),
                                          ("forward + input grad", input_grad, (x, variables), peer_grad)):
         ours = time_jax(jitted, args, repeats)
-        peer = time_calls(peer_fn, lambda t: t, repeats) if with_peer else None
+        peer = time_calls(peer_fn, sync, repeats) if with_peer else None
         rows.append(Row("models", task, name, batch, dtype, ours, peer, "PyTorch reference"))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows

@@ -10,6 +10,22 @@ from jaxviz import models
 from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD
 
 
+def device() -> str:
+    """Where the PyTorch side runs: ``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def sync(out):
+    """The peer's ``sync`` for the timers: waits for queued CUDA work (a no-op on the CPU); returns ``out``."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return out
+
+
 def torch_pair(name: str, normalized: bool = False):
     """The PyTorch reference network and the same weights as jaxviz variables.
 
@@ -34,13 +50,13 @@ def torch_pair(name: str, normalized: bool = False):
     variables = models.convert_state_dict(name, {k: v.numpy() for k, v in net.state_dict().items()})
     if normalized:
         net = Normalized(net).eval()
-    return net, variables
+    return net.to(device()), variables
 
 
 def to_torch(images) -> torch.Tensor:  # noqa: F821
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2)))
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(images, np.float32).transpose(0, 3, 1, 2))).to(device())
 
 
 def _normalized_cls():
@@ -149,7 +165,7 @@ def zennit_lrp(model_name: str, net, tx, targets):
     canon = [zt.ResNetCanonizer()] if model_name == "resnet50" else [zcan.SequentialMergeBatchNorm()]
     inner = net.net
     x = ((tx - net.mean) / net.std).requires_grad_()
-    onehot = torch.zeros(len(targets), 1000)
+    onehot = torch.zeros(len(targets), 1000, device=tx.device)
     onehot[range(len(targets)), list(targets)] = 1
     attributor = Gradient(model=inner, composite=zc.EpsilonPlusFlat(canonizers=canon))
     attributor.__enter__()  # the rules are registered once, as a user keeps the context open over a data set

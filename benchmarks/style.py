@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
@@ -31,8 +32,8 @@ from jaxviz.io import image
 from jaxviz.style import gram
 from jaxviz.style import transfer as style
 
-from harness import Row, markdown, report, time_step_runs  # noqa: E402
-from peers import torch_pair  # noqa: E402
+from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from peers import device, sync, torch_pair  # noqa: E402
 
 LAYERS = gram.default_layers(models.build("vgg19"))
 STYLE_WEIGHT, TV_WEIGHT, LR = 1e6, 10.0, 0.03
@@ -46,8 +47,8 @@ def torch_loop(net, content, painting, steps: int):
     """The same Gatys loop in plain PyTorch (float32)."""
     import torch
 
-    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(models.IMAGENET_MEAN, device=content.device).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD, device=content.device).view(1, 3, 1, 1)
     wanted = {_index(n): n for n in (*LAYERS.style, LAYERS.content)}
     last = max(wanted)
 
@@ -83,10 +84,8 @@ def torch_loop(net, content, painting, steps: int):
     return x
 
 
-def rows(size: int, steps: int, repeats: int, dtype) -> list[Row]:
-    import torch
-
-    net, variables = torch_pair("vgg19")
+def rows(size: int, steps: int, repeats: int, dtype, with_peer: bool = True) -> list[Row]:
+    net, variables = torch_pair("vgg19") if with_peer else (None, models.load("vgg19", weights=None)[1])
     model = models.build("vgg19")
     variables = jax.tree.map(lambda a: a.astype(dtype), variables)
     content = jnp.asarray(image.sample("chelsea", size))[None]
@@ -99,22 +98,26 @@ def rows(size: int, steps: int, repeats: int, dtype) -> list[Row]:
     loss_fn = functools.partial(style._transfer_loss, model=model, style_layers=LAYERS.style,
                                 content_layer=LAYERS.content)
     x0 = content.astype(dtype)
+    adam = optax.adam(LR)  # one optimizer object: the step is static, a new one would compile anew
 
     def ours(n):
-        out = style.minimize(loss_fn, x0, data, opt=style.optimizer("adam", LR), steps=n, project=True,
-                             progress=False)
+        out = style.minimize(loss_fn, x0, data, optimizer=adam, steps=n, project=True, progress=False)
         jax.block_until_ready(out)
 
     task = f"Gatys transfer step, {size} px, {steps} steps/run"
-    jt = time_step_runs(ours, steps, repeats)
-    if dtype != jnp.float32:
+    with LoopCost() as step_cost:
+        jt = time_step_runs(ours, steps, repeats)
+    step_cost.apply(jt, steps)
+    if dtype != jnp.float32 or not with_peer:
         return [Row("style", task, model.name, 1, jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
                     note=f"{jt.median_s / steps * 1e3:.1f} ms/step")]
-    tc = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(content), (0, 3, 1, 2))))
-    tp = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(painting), (0, 3, 1, 2))))
+    import torch
+
+    tc = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(content), (0, 3, 1, 2)))).to(device())
+    tp = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(painting), (0, 3, 1, 2)))).to(device())
     for p in net.parameters():
         p.requires_grad_(False)
-    pt = time_step_runs(lambda n: torch_loop(net, tc, tp, n), steps, repeats)
+    pt = time_step_runs(lambda n: sync(torch_loop(net, tc, tp, n)), steps, repeats)
     return [Row("style", task, model.name, 1, "float32", jt, pt, "plain PyTorch loop (same layers, Adam)",
                 per_run=steps)]
 

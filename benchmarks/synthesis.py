@@ -34,8 +34,8 @@ from jaxviz.core import objectives as obj  # noqa: E402
 from jaxviz.io import image
 from jaxviz.synthesis import dream, render
 
-from harness import Row, markdown, report, time_step_runs  # noqa: E402
-from peers import torch_pair  # noqa: E402
+from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from peers import device, sync, torch_pair  # noqa: E402
 
 LAYER, CHANNEL, BLOCK = "blocks.8", 3, 8
 
@@ -46,8 +46,6 @@ def _photos(batch, size=224):
 
 
 def dream_rows(model, variables, net, batch, steps, repeats):
-    import torch
-
     x = _photos(batch)
 
     def ours(n):
@@ -55,8 +53,16 @@ def dream_rows(model, variables, net, batch, steps, repeats):
                           jitter=16, progress=False).images
         jax.block_until_ready(out)
 
-    mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
+    with LoopCost() as step_cost:
+        jt = time_step_runs(ours, steps, repeats)
+    step_cost.apply(jt, steps)
+    task = f"DeepDream step ({LAYER}, 224 px)"
+    if net is None:
+        return Row("synthesis", task, model.name, batch, "float32", jt, None, "-", per_run=steps)
+    import torch
+
+    mean = torch.tensor(models.IMAGENET_MEAN, device=device()).view(1, 3, 1, 1)
+    std = torch.tensor(models.IMAGENET_STD, device=device()).view(1, 3, 1, 1)
 
     def features(img):
         h = net._swish(net._bn0(net._conv_stem((img - mean) / std)))
@@ -66,7 +72,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
 
     def theirs(n):
         g = torch.Generator().manual_seed(0)
-        img = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        img = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(device())
         for _ in range(n):
             dy, dx = (int(v) for v in torch.randint(-16, 17, (2,), generator=g))
             img.requires_grad_(True)
@@ -75,17 +81,13 @@ def dream_rows(model, variables, net, batch, steps, repeats):
             with torch.no_grad():
                 grad = grad / (grad.abs().mean(dim=(1, 2, 3), keepdim=True) + 1e-12)
                 img = (img + 0.01 * grad).clamp(0, 1)
+        sync(img)
 
-    jt, pt = time_step_runs(ours, steps, repeats), time_step_runs(theirs, steps, repeats)
-    return Row("synthesis", f"DeepDream step ({LAYER}, 224 px)", model.name, batch, "float32", jt, pt,
-               "PyTorch loop", per_run=steps)
+    pt = time_step_runs(theirs, steps, repeats)
+    return Row("synthesis", task, model.name, batch, "float32", jt, pt, "PyTorch loop", per_run=steps)
 
 
 def render_rows(model, variables, net, batch, steps, repeats):
-    import torch
-    from lucent.optvis import param
-    from lucent.optvis import render as lucent_render
-
     objective = obj.channel(LAYER, CHANNEL)
 
     def ours(n):
@@ -93,15 +95,46 @@ def render_rows(model, variables, net, batch, steps, repeats):
                             progress=False)
         jax.block_until_ready(out.images)
 
+    with LoopCost() as step_cost:
+        jt = time_step_runs(ours, steps, repeats)
+    step_cost.apply(jt, steps)
+    task = f"Lucid render, {steps} steps (channel {LAYER}:{CHANNEL})"
+    if net is None:
+        return Row("synthesis", task, model.name, batch, "float32", jt, None, "-", per_run=steps)
+    import torch
+    from lucent.optvis import param
+    from lucent.optvis import render as lucent_render
+
     def theirs(n):
         torch.manual_seed(0)
         lucent_render.render_vis(net, f"_blocks_{BLOCK}:{CHANNEL}",
                                  param_f=lambda: param.image(224, batch=batch, fft=True, decorrelate=True),
                                  thresholds=(n,), show_image=False, progress=False)
+        sync(None)
 
-    jt, pt = time_step_runs(ours, steps, repeats), time_step_runs(theirs, steps, repeats)
-    return Row("synthesis", f"Lucid render, {steps} steps (channel {LAYER}:{CHANNEL})", model.name, batch,
-               "float32", jt, pt, "torch-lucent render_vis", per_run=steps)
+    pt = time_step_runs(theirs, steps, repeats)
+    return Row("synthesis", task, model.name, batch, "float32", jt, pt, "torch-lucent render_vis", per_run=steps)
+
+
+def rows(dream: tuple[int, int] | None, render_: tuple[int, int] | None, repeats: int,
+         with_peer: bool = True) -> list[Row]:
+    """DeepDream and render rows at ``(batch, steps)`` each (None: left out)."""
+    if with_peer:
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        net, variables = torch_pair("efficientnet_lite0")
+    else:
+        net, variables = None, models.load("efficientnet_lite0", weights=None)[1]
+    model = models.build("efficientnet_lite0")
+    out = []
+    if dream:
+        out.append(dream_rows(model, variables, net, *dream, repeats))
+        print(markdown(out[-1:], unit="steps/s"), flush=True)
+    if render_:
+        out.append(render_rows(model, variables, net, *render_, repeats))
+        print(markdown(out[-1:], unit="steps/s"), flush=True)
+    return out
 
 
 def main(argv=None):
@@ -112,21 +145,12 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", choices=("dream", "render"), default=None)
     args = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    net, variables = torch_pair("efficientnet_lite0")
-    model = models.build("efficientnet_lite0")
-    rows = []
+    rows_ = []
     for batch in args.batch:
-        if args.only in (None, "dream"):
-            rows.append(dream_rows(model, variables, net, batch, args.dream_steps, args.repeats))
-            print(markdown(rows[-1:], unit="steps/s"), flush=True)
-        if args.only in (None, "render"):
-            steps = args.render_steps or (512 if batch == 1 else 32)
-            rows.append(render_rows(model, variables, net, batch, steps, args.repeats))
-            print(markdown(rows[-1:], unit="steps/s"), flush=True)
-    report(rows, "synthesis", unit="steps/s")
+        steps = args.render_steps or (512 if batch == 1 else 32)
+        rows_ += rows((batch, args.dream_steps) if args.only in (None, "dream") else None,
+                      (batch, steps) if args.only in (None, "render") else None, args.repeats)
+    report(rows_, "synthesis", unit="steps/s")
 
 
 if __name__ == "__main__":
