@@ -34,17 +34,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 SECTIONS = ("peak", "models", "deepinversion", "attribution", "style", "synthesis", "metrics")
 DTYPES = ("float32", "bfloat16")
 
-#: Sizes per mode: ``full`` is the accelerator run (8 minutes on an H200 was the target it was sized for),
-#: ``quick`` the CPU dry run.
+#: Sizes per mode: ``full`` is the accelerator run (sized for an 8-minute lease on an H200), ``cpu`` the same
+#: rows at the CPU suites' sizes (``--sizes cpu --allow-cpu``), ``quick`` the dry run the tests make.
 SIZES = {
     "full": {"models": (("efficientnet_lite0", "resnet50"), (32,)), "attribution_batch": 32,
              "attribution_methods": ("saliency", "guided_backprop", "integrated_gradients", "grad_cam"),
              "attribution_models": ("resnet50",), "di": (64, 224, 10), "style": (512, 10), "dream": (16, 20),
-             "render": (16, 32), "metrics_batch": 32, "repeats": 5},
+             "render": (16, 32), "metrics_batch": 32, "ig_steps": 16, "repeats": 5},
+    "cpu": {"models": (("efficientnet_lite0", "resnet50"), (8,)), "attribution_batch": 8,
+            "attribution_methods": ("saliency", "guided_backprop", "integrated_gradients", "grad_cam"),
+            "attribution_models": ("resnet50",), "di": (8, 224, 3), "style": (256, 3), "dream": (1, 20),
+            "render": (1, 32), "metrics_batch": 8, "ig_steps": 4, "repeats": 3},
     "quick": {"models": (("efficientnet_lite0",), (2,)), "attribution_batch": 2,
               "attribution_methods": ("saliency", "grad_cam"), "attribution_models": ("efficientnet_lite0",),
               "di": (2, 64, 2), "style": (64, 2), "dream": (1, 2), "render": (1, 2), "metrics_batch": 2,
-              "repeats": 2},
+              "ig_steps": 2, "repeats": 2},
 }
 
 
@@ -100,7 +104,7 @@ def section_rows(name: str, sizes: dict, dtype: str, peer: bool, peaks: dict) ->
         import attribution as suite
 
         args = suite.parser().parse_args(["--batch", str(sizes["attribution_batch"]), "--dtype", dtype,
-                                          "--samples", "16", "--steps", "16", "--repeats", str(repeats)]
+                                          "--steps", str(sizes["ig_steps"]), "--repeats", str(repeats)]
                                          + ([] if peer else ["--no-peer"]))
         return [r for m in sizes["attribution_models"] for r in suite.bench(m, sizes["attribution_methods"], args)]
     if name == "deepinversion":
@@ -130,6 +134,42 @@ def section_rows(name: str, sizes: dict, dtype: str, peer: bool, peaks: dict) ->
     raise ValueError(name)
 
 
+def tables(rows: list, peaks: dict) -> None:
+    """The whole table and the roofline table, images/s rows apart from steps/s rows."""
+    from harness import markdown, roofline
+
+    print("\nmatmul peak: " + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in peaks.items()))
+    for unit, group in (("img/s", [r for r in rows if not r.per_run]), ("steps/s", [r for r in rows if r.per_run])):
+        if group:
+            print(f"\n{markdown(group, unit=unit)}\n\nroofline ({unit}; the H100/H200 columns are datasheet "
+                  f"estimates, not measurements):\n\n{roofline(group, peaks, unit=unit)}")
+
+
+def load_rows(path: Path) -> tuple[dict, list]:
+    from harness import Row, Timing
+
+    payload = json.loads(path.read_text())
+    rows = []
+    for d in payload["rows"]:
+        d = {k: v for k, v in d.items() if k != "ratio"}
+        rows.append(Row(**{**d, "jaxviz": Timing(**d["jaxviz"]), "peer": d["peer"] and Timing(**d["peer"])}))
+    return payload, rows
+
+
+def print_saved(path: Path, flops_from: Path | None) -> int:
+    """``--table``: a saved run's tables; with ``flops_from``, each row's FLOPs from the same row of that run
+    (rows match on suite, task, model, batch and dtype)."""
+    payload, rows = load_rows(path)
+    if flops_from:
+        key = lambda r: (r.suite, r.task, r.model, r.batch, r.dtype)  # noqa: E731
+        counted = {key(r): r.jaxviz.flops for r in load_rows(flops_from)[1]}
+        for r in rows:
+            r.jaxviz.flops = counted.get(key(r))
+    print(f"{payload['device']} (jax {payload['jax']})")
+    tables(rows, payload["peaks"])
+    return 0
+
+
 def save(path: Path, payload: dict) -> None:
     """Atomically: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,31 +183,44 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=420.0, help="seconds: no section starts after this")
     p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     p.add_argument("--dtype", nargs="+", default=list(DTYPES), choices=DTYPES)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a dry run)")
+    p.add_argument("--sizes", choices=list(SIZES), default="full")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a dry run): --sizes quick")
     p.add_argument("--allow-cpu", action="store_true", help="run on the CPU instead of failing")
     p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--cost-only", action="store_true",
+                   help="count every program's FLOPs (lowered, never compiled or run): seconds, on any device")
+    p.add_argument("--table", type=Path, metavar="RESULTS", help="print the tables of a saved run, and exit")
+    p.add_argument("--flops-from", type=Path, metavar="RESULTS",
+                   help="with --table: FLOPs of the same rows from another run (e.g. a --cost-only one)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
     if args.budget <= 0:
         p.error("--budget must be positive")
+    if args.table:
+        return print_saved(args.table, args.flops_from)
     start = time.monotonic()
     try:
-        backend = check_backend(args.allow_cpu)
+        backend = check_backend(args.allow_cpu or args.cost_only)
     except Fallback as e:
         return e.code
     import jax
 
-    from harness import device_name, markdown, roofline
+    from harness import device_name
 
+    if args.cost_only:
+        import harness
+
+        harness.COST_ONLY, args.no_peer, args.allow_cpu = True, True, True
     peer = peers_on_accelerator(backend, not args.no_peer)
-    sizes = SIZES["quick" if args.quick else "full"]
-    path = args.out / f"gpu-{platform.node() or 'host'}.json"
+    mode = "quick" if args.quick else args.sizes
+    sizes = SIZES[mode]
+    path = args.out / f"gpu-{platform.node() or 'host'}{'-cost' if args.cost_only else ''}.json"
     payload = {"device": device_name(), "backend": backend, "jax": jax.__version__, "peers": peer,
                "torch": sys.modules["torch"].__version__ if "torch" in sys.modules else None,
-               "mode": "quick" if args.quick else "full", "peaks": {}, "rows": [], "errors": [], "seconds": {}}
+               "mode": mode, "peaks": {}, "rows": [], "errors": [], "seconds": {}}
     rows = []
     print(f"device: {payload['device']}, jax {jax.__version__}, peers {'on' if peer else 'off'}", flush=True)
-    sections = ["peak"] + [s for s in args.sections if s != "peak"]  # the roofline needs the peak first
+    sections = ([] if args.cost_only else ["peak"]) + [s for s in args.sections if s != "peak"]  # peak first
     for name in sections:
         for dtype in args.dtype:
             left = args.budget - (time.monotonic() - start)
@@ -187,12 +240,8 @@ def main(argv=None) -> int:
             rows += new
             payload["rows"] = [dataclasses.asdict(r) | {"ratio": r.ratio} for r in rows]
             save(path, payload)
-    print(f"\n{payload['device']} (jax {jax.__version__}), {time.monotonic() - start:.0f} s\n")
-    print("matmul peak: " + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in payload["peaks"].items()))
-    for unit, group in (("img/s", [r for r in rows if not r.per_run]), ("steps/s", [r for r in rows if r.per_run])):
-        if group:
-            print(f"\n{markdown(group, unit=unit)}\n\nroofline ({unit}; the H100/H200 columns are datasheet "
-                  f"estimates, not measurements):\n\n{roofline(group, payload['peaks'], unit=unit)}")
+    print(f"\n{payload['device']} (jax {jax.__version__}), {time.monotonic() - start:.0f} s")
+    tables(rows, payload["peaks"])
     print(f"\nsaved {path}")
     if payload["errors"]:
         print(f"gpu.py: {len(payload['errors'])} section(s) failed or skipped: " + "; ".join(payload["errors"]),

@@ -102,8 +102,13 @@ def render_rows(model, variables, net, batch, steps, repeats):
     if net is None:
         return Row("synthesis", task, model.name, batch, "float32", jt, None, "-", per_run=steps)
     import torch
-    from lucent.optvis import param
-    from lucent.optvis import render as lucent_render
+
+    try:
+        from lucent.optvis import param
+        from lucent.optvis import render as lucent_render
+    except ImportError as e:  # torch-lucent pulls IPython and kornia: absent on a bare GPU machine
+        return Row("synthesis", task, model.name, batch, "float32", jt, None, f"- (torch-lucent missing: {e})",
+                   per_run=steps)
 
     def theirs(n):
         torch.manual_seed(0)

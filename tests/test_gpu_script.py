@@ -50,10 +50,13 @@ def test_gpu_py_dry_run_on_a_cpu_saves_the_peak(tmp_path):
 
 
 def test_cost_counts_a_matrix_product():
-    """XLA's cost analysis as harness.cost reads it: 2 n^3 FLOPs and the three n x n arrays' bytes."""
+    """XLA's cost analysis as harness.cost reads it: 2 n^3 FLOPs (lowered) and the three n x n arrays' bytes
+    (compiled)."""
     n = 256
     a = jnp.ones((n, n), jnp.float32)
-    flops, accessed = harness.cost(jax.jit(lambda a, b: a @ b).lower(a, a).compile())
+    lowered = jax.jit(lambda a, b: a @ b).lower(a, a)
+    assert harness.cost(lowered) == (pytest.approx(2 * n**3, rel=0.01), None)
+    flops, accessed = harness.cost(lowered, lowered.compile())
     assert flops == pytest.approx(2 * n**3, rel=0.01)
     assert accessed == pytest.approx(3 * n * n * 4, rel=0.01)
 
