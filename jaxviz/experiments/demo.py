@@ -91,10 +91,10 @@ def _attribution(ctx):
         "integrated gradients": jaxviz.reduce_channels(jaxviz.integrated_gradients(
             m, v, x, t, steps=ctx.steps(16), batch_size=8))[0],
         "occlusion": jaxviz.occlusion(m, v, x, t, patch=32, stride=16).sum(-1)[0],
-        "Grad-CAM": jaxviz.grad_cam(m, v, x, t, layer="blocks.12")[0],
+        "Grad-CAM": jaxviz.grad_cam(m, v, x, t)[0],  # on model.cam_layer, the last spatial layer
     }
     return plot.panel(ctx.photo, {k: np.asarray(h) for k, h in heats.items()}), \
-        "Attribution maps for 'Egyptian cat' (class 285)", "input (Grad-CAM: blocks.12)", \
+        "Attribution maps for 'Egyptian cat' (class 285)", f"input (Grad-CAM: {m.cam_layer})", \
         f"SmoothGrad {ctx.steps(8)} samples, IG {ctx.steps(16)} Gauss-Legendre steps, occlusion 32 px / 16"
 
 
