@@ -173,6 +173,50 @@ def test_the_command_line_runs_resumes_and_refuses_bad_input(folder, tmp_path, c
     assert cli.main(["run", "saliency", "--data", str(tmp_path / "none") + "/", "--out", str(tmp_path / "x")]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # refused before anything was written
+    render = ["run", "render", "--out", str(tmp_path / "r"), "--size", "32", "--layer", "blocks.8", "--steps", "2",
+              "--channels", "3,4", "--batch-size", "2", "--json"]
+    assert cli.main(render) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 2
+    rendered = engine.read(tmp_path / "r")
+    assert rendered["channel"].tolist() == [3, 4] and rendered["image"].shape == (2, 32, 32, 3)
+    bad = {("render", "--out", "y", "--channels", "0:4"): "render needs --layer",
+           ("render", "--out", "y", "--layer", "blocks.8", "--channels", "5:2"): "--channels must name channels",
+           ("render", "--out", "y", "--layer", "blocks.8", "--channels", "a,b"): "--channels must be A:B",
+           ("render", "--out", "y", "--layer", "blocks.8", "--data", str(folder)): "render makes its own items",
+           ("render", "--out", "y", "--layer", "blocks.8", "--channels", "0:5000", "--size", "32"):
+               "--channels must name channels in [0, 112)",
+           ("saliency", "--out", "y"): "--data is required for saliency"}
+    for argv, message in bad.items():
+        assert cli.main(["run", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_a_render_sweep_gives_each_channel_and_seed_the_image_render_gives(tmp_path):
+    """tasks.render over 3 channels x 2 seeds, in batches and shards of 4 (a padded last batch): item j is
+    render()'s image for its channel from key fold_in(key(0), j), in sweep order."""
+    import jax
+
+    from jaxviz.core import objectives as objs
+    from jaxviz.run import tasks
+    from jaxviz.synthesis import render
+
+    model, params, _ = run_case.model_and_task()
+    task, items = tasks.render(model, "relu1", [5, 0, 7], seeds=2, steps=6, size=16)
+    done = engine.dataset(task, params, items, tmp_path / "sweep", batch_size=4, shard=4, progress=False)
+    assert (done.n, done.shards, done.complete) == (6, 2, True)
+    out = engine.read(tmp_path / "sweep")
+    assert out["channel"].tolist() == [5, 5, 0, 0, 7, 7] and out["image"].shape == (6, 16, 16, 3)
+    for j in (0, 3, 5):  # a first seed, a second seed in the next shard, the last (padded) batch's item
+        objective = objs.channel("relu1", int(out["channel"][j]))
+        expected = render.render(jax.random.fold_in(jax.random.key(0), j), model, params, objective, size=16,
+                                 steps=6, progress=False).images[0]
+        np.testing.assert_allclose(out["image"][j], expected, rtol=0, atol=MAP_RTOL)
+        assert out["score"][j] == pytest.approx(float(objs.evaluate(objective, model, params, expected[None])[0]),
+                                                rel=1e-4, abs=1e-5)
+    assert not np.allclose(out["image"][0], out["image"][1])  # two seeds, two images
+    with pytest.raises(ValueError, match="seeds >= 1"):
+        tasks.render(model, "relu1", [0], seeds=0)
 
 
 def test_the_command_line_knows_the_tasks_methods_and_metrics_before_jax_loads():

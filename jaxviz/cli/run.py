@@ -8,7 +8,7 @@ import os
 from jaxviz.cli._common import MAX_SIZE, check_layers, check_model, examples, integer, model_args
 from jaxviz.cli.metrics import METHODS, METRICS, _names
 
-RUN_METHODS = (*METHODS, "features")
+RUN_METHODS = (*METHODS, "features", "render")
 
 
 def _target(text: str):
@@ -19,6 +19,21 @@ def _target(text: str):
     raise ValueError(f"--target must be predicted, label or a class index, got {text!r}")
 
 
+def _channels(text: str, count: int) -> list[int]:
+    """``A:B`` (channels A..B-1) or ``3,5,7``, each in [0, count)."""
+    try:
+        if ":" in text:
+            a, b = (int(v) for v in text.split(":"))
+            chosen = list(range(a, b))
+        else:
+            chosen = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--channels must be A:B or a comma-separated list of integers, got {text!r}") from None
+    if not chosen or min(chosen) < 0 or max(chosen) >= count:
+        raise ValueError(f"--channels must name channels in [0, {count}), got {text!r}")
+    return chosen
+
+
 def check_run(args) -> None:
     from jaxviz.io import datasets
     from jaxviz.run import distributed
@@ -26,6 +41,10 @@ def check_run(args) -> None:
     info = check_model(args)
     if args.method not in RUN_METHODS:
         raise ValueError(f"unknown method {args.method!r}; choose from {', '.join(RUN_METHODS)}")
+    if args.method == "render":
+        _check_render(args, info)
+    elif args.data is None:
+        raise ValueError(f"--data is required for {args.method} (only render makes its own items)")
     args.metric_names = _names(args.metrics, METRICS, "--metrics") if args.metrics else ()
     if args.method == "features" and args.metric_names:
         raise ValueError("--metrics score attribution maps; the features method makes none")
@@ -38,7 +57,17 @@ def check_run(args) -> None:
     if args.batch_size % args.devices:
         raise ValueError(f"--batch-size {args.batch_size} must be a multiple of --devices {args.devices}")
     args.processes = distributed.settings(args.coordinator, args.num_processes, args.process_id)
-    datasets.open_source(args.data, args.size, split=args.split, data_dir=args.data_dir, check_only=True)
+    if args.method != "render":
+        datasets.open_source(args.data, args.size, split=args.split, data_dir=args.data_dir, check_only=True)
+
+
+def _check_render(args, info) -> None:
+    if args.layer is None:
+        raise ValueError("render needs --layer (the layer whose channels it visualizes)")
+    if args.data is not None or args.metrics:
+        raise ValueError("render makes its own items (channels x seeds): drop --data and --metrics")
+    check_layers(args.layer, info)
+    _channels(args.channels, 1 << 30)  # the syntax now; the range once the model says the layer's width
 
 
 def _simulate_cpu_devices(n: int) -> None:
@@ -55,16 +84,25 @@ def cmd_run(args) -> None:
 
     if args.processes is not None:
         distributed.initialize(*args.processes)
+    import jax.numpy as jnp
+
     from jaxviz import models
     from jaxviz.core import sharding
     from jaxviz.io import datasets
     from jaxviz.run import engine, tasks
 
-    source = datasets.open_source(args.data, args.size, split=args.split, data_dir=args.data_dir)
     model, variables = models.load(args.model, args.weights)
+    if args.method == "render":
+        width = model.apply(variables, jnp.zeros((1, args.size, args.size, 3)), capture=(args.layer,))[1][
+            args.layer].shape[-1]
+        args.channel_list = _channels(args.channels, width)  # now against the layer's real width
+        task, source = tasks.render(model, args.layer, args.channel_list, seeds=args.seeds, steps=args.steps,
+                                    size=args.size, seed=args.seed)
+    else:
+        source = datasets.open_source(args.data, args.size, split=args.split, data_dir=args.data_dir)
     if args.method == "features":
         task = tasks.features(model, args.layer or model.layers[-2])
-    else:
+    elif args.method != "render":
         task = tasks.attribution(model, args.method, metrics=args.metric_names, target=args.target,
                                  layer=args.layer, pixels_per_step=args.pixels_per_step)
     done = engine.dataset(task, variables, source, args.out, batch_size=args.batch_size, shard=args.shard,
@@ -86,7 +124,8 @@ def cmd_run(args) -> None:
 def register(sub) -> None:
     p = sub.add_parser("run", help="a method (and metrics) over a whole data set, into resumable result shards",
                        description="Runs an attribution method (with --metrics on its maps) or feature extraction "
-                                   "over every image of a folder or a prepared tensorflow-datasets data set, in "
+                                   "over every image of a folder or a prepared tensorflow-datasets data set, or a "
+                                   "render sweep (channels of --layer times --seeds, no data set), in "
                                    "batches split over the devices, into OUT/shards/*.npz and OUT/index.json "
                                    "(plain NumPy and JSON). A rerun after an interruption computes only the "
                                    "missing shards. Several processes (hosts) share the work through "
@@ -95,11 +134,13 @@ def register(sub) -> None:
                                        "jaxviz run gradcam --data imagenette/320px-v2 --split validation "
                                        "--out runs/gc --devices 8",
                                        "jaxviz run features --layer avgpool --data photos/ --out runs/feats",
+                                       "jaxviz run render --layer blocks.8 --channels 0:32 --seeds 2 --steps 256 "
+                                       "--size 128 --out runs/blocks8",
                                        "jaxviz run saliency --data photos/ --out runs/s --coordinator host0:1234 "
                                        "--num-processes 2 --process-id 0"))
     p.add_argument("method", help="one of: " + ", ".join(RUN_METHODS))
-    p.add_argument("--data", required=True, help="a folder of images (labels: first-level subfolders) or a "
-                                                 "tensorflow-datasets name")
+    p.add_argument("--data", default=None, help="a folder of images (labels: first-level subfolders) or a "
+                                                "tensorflow-datasets name (every method but render)")
     p.add_argument("--out", required=True, help="output folder (a rerun resumes in it)")
     model_args(p)
     p.add_argument("--metrics", default="", help="comma-separated, scored on each map: " + ", ".join(METRICS))
@@ -124,6 +165,9 @@ def register(sub) -> None:
     p.add_argument("--num-processes", type=integer(1, 65536), default=None, help="how many processes share "
                                                                                  "the run")
     p.add_argument("--process-id", type=integer(0), default=None, help="this process's id, 0..count-1")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the random metrics")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the random metrics and of render")
+    p.add_argument("--channels", default="0:16", help="render: the layer's channels, A:B or 3,5,7")
+    p.add_argument("--seeds", type=integer(1, 4096), default=1, help="render: images per channel")
+    p.add_argument("--steps", type=integer(1, 1 << 16), default=256, help="render: optimizer steps")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_run, check=check_run, resumes=True)

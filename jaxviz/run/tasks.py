@@ -3,6 +3,7 @@
 * :func:`attribution`: a map per image (any method of :data:`MAP_METHODS`, or your own), its target and
   score, and any metrics of :data:`METRICS` on that map, in one compiled program;
 * :func:`features`: a layer's activations per image (spatially averaged);
+* :func:`render`: a render sweep (channels of a layer times seeds), each item one feature visualization;
 * or any ``Task(name, fn, config)`` whose ``fn(variables, images, labels, key)`` returns ``{output: (B, ...)}``.
 
 ``MAP_METHODS`` and ``METRICS`` are also what ``jaxviz evaluate`` runs, with the same defaults.
@@ -16,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Task", "attribution", "features", "MAP_METHODS", "METRICS"]
+__all__ = ["Task", "attribution", "features", "render", "MAP_METHODS", "METRICS"]
 
 
 class Task(NamedTuple):
@@ -168,3 +169,45 @@ def features(model, layer: str, *, pool: bool = True) -> Task:
         return {"features": layer_features(model, variables, images, layer, pool)}
 
     return Task(f"features {layer}", fn, f"{getattr(model, 'name', '')}:{layer}:{pool}")
+
+
+def render(model, layer: str, channels: Sequence[int], *, seeds: int = 1, steps: int = 256,
+           size: int | None = None, seed: int = 0):
+    """A render sweep: item ``j`` is the feature visualization of channel ``channels[j // seeds]`` of ``layer``
+    (Lucid's default: Fourier parameterization, standard transforms, Adam 0.05), from key
+    ``fold_in(key(seed), j)``; the same image however the sweep is split over devices, processes and resumes.
+
+    Returns ``(task, items)``: the task, and the data source of the sweep's ``len(channels) * seeds`` items to
+    run it over (:func:`jaxviz.run.engine.dataset`). Outputs per item: ``image`` (size, size, 3) in [0, 1],
+    ``channel``, and ``score`` (the channel's mean activation on the final image).
+    """
+    import numpy as np
+
+    from jaxviz.core import objectives as objs
+    from jaxviz.io import datasets
+    from jaxviz.synthesis.render import render_pure
+
+    channels = tuple(int(c) for c in channels)
+    if not channels or seeds < 1 or steps < 1:
+        raise ValueError(f"a render sweep needs channels, seeds >= 1 and steps >= 1; got {len(channels)} "
+                         f"channel(s), seeds={seeds}, steps={steps}")
+    size = size or model.input_size
+    table = jnp.asarray(channels, jnp.int32)
+
+    def fn(variables, images, labels, key):
+        del images, key  # each item is labels[i], its index in the sweep, from which its key comes
+        chosen = table[labels // seeds]
+
+        def one(c, j):
+            objective = objs.channel(layer, c)
+            img = render_pure(jax.random.fold_in(jax.random.key(seed), j), model, variables, objective,
+                              size=size, steps=steps)
+            return img[0], objs.evaluate(objective, model, variables, img)[0]
+
+        rendered, scores = jax.vmap(one)(chosen, labels)
+        return {"image": rendered, "channel": chosen, "score": scores.astype(jnp.float32)}
+
+    n = len(channels) * seeds
+    items = datasets.Arrays(np.zeros((n, 1, 1, 3), np.float32), np.arange(n, dtype=np.int32))
+    config = f"{getattr(model, 'name', type(model).__name__)}:render:{layer}:{channels}:{seeds}:{steps}:{size}:{seed}"
+    return Task(f"render {layer}", fn, config), items

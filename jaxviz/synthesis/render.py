@@ -38,7 +38,8 @@ from jaxviz.core import objectives as objs
 from jaxviz.synthesis import transforms as tfm
 from jaxviz.synthesis.param import Fourier
 
-__all__ = ["render", "render_many", "RenderResult", "optimize", "scale_by_mean_abs", "DEFAULT_OPTIMIZER"]
+__all__ = ["render", "render_many", "render_pure", "RenderResult", "optimize", "scale_by_mean_abs",
+           "DEFAULT_OPTIMIZER"]
 
 #: Lucid's default: Adam with learning rate 0.05 (on the Fourier parameterization).
 DEFAULT_OPTIMIZER = optax.adam(0.05)
@@ -211,6 +212,23 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
                     **_loop_defaults(size, transform, optimizer), post=post, steps=steps, thresholds=thresholds,
                     chunk=chunk, progress=progress, desc=desc, vmapped=False, checkpoint=checkpoint,
                     callback=callback)
+
+
+def render_pure(key: jax.Array, model, variables, objective: objs.Objective, *, size: int, num_images: int = 1,
+                param=None, transform=None, optimizer: optax.GradientTransformation | None = None,
+                steps: int = 512) -> jax.Array:
+    """:func:`render`'s images as one pure function (its steps a ``lax.fori_loop``): jittable and vmappable,
+    e.g. over channels inside a data-set run (:func:`jaxviz.run.tasks.render`). The same key gives the
+    images :func:`render` gives; no progress bar, snapshots or checkpoints."""
+    param = Fourier() if param is None else param
+    shape = (num_images, size, size, 3)
+    defaults = _loop_defaults(size, transform, optimizer)
+    step = _Step(model, param, defaults["transform"], defaults["optimizer"], None, shape, False)
+    k_init, k_loop = jax.random.split(key)
+    params = param.init(k_init, shape)
+    carry = (params, defaults["optimizer"].init(params))
+    carry = jax.lax.fori_loop(0, steps, lambda i, c: step(c, i, (variables, objective, k_loop))[0], carry)
+    return param.to_image(carry[0], shape)
 
 
 def render_many(key: jax.Array, model, variables, objectives: Sequence[objs.Objective] | objs.Objective, *,
