@@ -8,6 +8,9 @@ average the three channels, since the digits are grey.
 
 ``train=True`` uses batch statistics and updates ``batch_stats`` (pass
 ``mutable=["batch_stats"]`` to ``module.apply``); the default is inference mode.
+
+``pool="cov"`` replaces the global average pool with global covariance pooling (:mod:`.covpool`, iSQRT-COV):
+the layer ``covpool`` then stands where ``avgpool`` was.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import jax.numpy as jnp
 
 from .adapters import linen_port
 from .core import Model, Preprocessing
+from .covpool import CovariancePool
 from .layers import global_avg_pool, max_pool
 
 #: the digits' side after upsampling.
@@ -26,10 +30,12 @@ LAYERS = ("conv1", "relu1", "conv2", "relu2", "conv3", "relu3", "avgpool", "fc")
 
 
 class DigitsCNN(nn.Module):
-    """conv(3x3)-BN-ReLU-pool twice, conv-BN-ReLU, global average pool, linear."""
+    """conv(3x3)-BN-ReLU-pool twice, conv-BN-ReLU, global average (or covariance) pool, linear."""
 
     widths: tuple[int, int, int] = (16, 32, 64)
     num_classes: int = 10
+    pool: str = "avg"  # or "cov": CovariancePool(cov_dim)
+    cov_dim: int = 16
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -41,12 +47,21 @@ class DigitsCNN(nn.Module):
                 x = nn.relu(x)
             if i < len(self.widths):
                 x = max_pool(x, 2, 2)
-        with jax.named_scope("avgpool"):
-            x = global_avg_pool(x)
+        if self.pool == "cov":
+            x = CovariancePool(self.cov_dim, name="covpool")(x, train)
+        else:
+            with jax.named_scope("avgpool"):
+                x = global_avg_pool(x)
         return nn.Dense(self.num_classes, name="fc")(x)
 
 
-def build(widths: tuple[int, int, int] = (16, 32, 64)) -> Model:
-    """The digits CNN's :class:`Model` record (``labels="digits"``: class ``k`` is the digit ``k``)."""
-    return linen_port("digits_cnn", DigitsCNN(widths), INPUT_SIZE, 10, Preprocessing((0.5,) * 3, (0.5,) * 3), LAYERS,
-                      aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)}, labels="digits", cam_layer="relu3")
+def build(widths: tuple[int, int, int] = (16, 32, 64), pool: str = "avg", cov_dim: int = 16) -> Model:
+    """The digits CNN's :class:`Model` record (``labels="digits"``: class ``k`` is the digit ``k``); ``pool``:
+    ``"avg"`` (global average pooling) or ``"cov"`` (global covariance pooling to ``cov_dim`` channels)."""
+    if pool not in ("avg", "cov"):
+        raise ValueError(f"pool must be 'avg' or 'cov', got {pool!r}")
+    name, layers = ("digits_cnn", LAYERS) if pool == "avg" else (
+        "digits_cnn_cov", tuple("covpool" if n == "avgpool" else n for n in LAYERS))
+    return linen_port(name, DigitsCNN(widths, pool=pool, cov_dim=cov_dim), INPUT_SIZE, 10,
+                      Preprocessing((0.5,) * 3, (0.5,) * 3), layers, aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)},
+                      labels="digits", cam_layer="relu3")
