@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["cache_dir", "manifest", "fetch", "sha256", "WeightsNotFoundError"]
+__all__ = ["cache_dir", "manifest", "fetch", "local", "sha256", "WeightsNotFoundError"]
 
 _MANIFEST = Path(__file__).with_name("manifest.json")
 
@@ -88,6 +88,20 @@ def _progress_bar(total, name):
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return None
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", leave=False)
+
+
+def local(name: str, *, entry: dict | None = None) -> Path | None:
+    """The verified local path of checkpoint ``name`` (the cache, then its shipping package), or None where
+    :func:`fetch` would have to download it: what a caller that must not touch the network asks first."""
+    entry = entry or manifest().get(name)
+    if entry is None:
+        raise ValueError(f"no manifest entry {name!r}; entries: {', '.join(manifest())}")
+    cached = cache_dir() / "downloads" / entry["file"]
+    found = cached if cached.exists() else (_packaged(entry) if "package" in entry else None)
+    if found is None or not entry.get("sha256"):
+        return None
+    _verify(found, entry["sha256"])
+    return found
 
 
 def fetch(name: str, *, entry: dict | None = None, progress: bool = True) -> Path:

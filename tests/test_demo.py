@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,21 @@ def test_demo_rejects_unknown_sections(capsys, tmp_path):
     assert cli.main(["demo", "--out", str(tmp_path), "--only", "classify,nope"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "attribution" in err and len(err.strip().splitlines()) == 1
+
+
+def test_filters_show_alexnet_beside_lite0_once_its_weights_are_cached(monkeypatch):
+    """The demo never downloads: AlexNet's 11x11 filters join Lite0's only where hub.local finds its weights
+    (here a stand-in: random AlexNet weights behind a patched hub.local)."""
+    from jaxviz import models
+
+    ctx = demo._Context(1.0, 160, 0, False)
+    picture, what, layer, _ = demo._filters(ctx)
+    if models.hub.local("alexnet") is None:
+        assert "show beside them once alexnet-owt-7be5be79.pth is in" in what and layer == "stem"
+    load = models.load
+    monkeypatch.setattr(models.hub, "local", lambda name, entry=None: Path("alexnet-owt-7be5be79.pth"))
+    monkeypatch.setattr(models, "load", lambda name=None, *a, **kw: load(name, weights=None) if name == "alexnet"
+                        else load(name, *a, **kw))
+    both, what, layer, _ = demo._filters(ctx)
+    assert "beside AlexNet's 64 of 11x11x3" in what and layer == "stem | features.0"
+    assert both.shape[1] > 2 * picture.shape[1] - 10  # two grids side by side

@@ -28,6 +28,16 @@ def test_downloads_verifies_and_caches(served, tmp_path):
     assert hub.fetch("x", entry=entry, progress=False) == path
 
 
+def test_local_finds_only_what_needs_no_download(served, tmp_path):
+    source, entry = served
+    assert hub.local("x", entry=entry) is None  # on the server only: fetch would download it
+    path = hub.fetch("x", entry=entry, progress=False)
+    assert hub.local("x", entry=entry) == path
+    path.write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="does not match the manifest"):
+        hub.local("x", entry=entry)
+
+
 def test_a_prefix_digest_is_checked_too(served):
     _, entry = served
     assert hub.fetch("x", entry=dict(entry, sha256=entry["sha256"][:8]), progress=False).exists()

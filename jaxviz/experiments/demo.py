@@ -99,12 +99,24 @@ def _attribution(ctx):
 
 
 def _filters(ctx):
+    from jaxviz import models
     from jaxviz.representation import filters
 
     k = filters.first_conv_kernel(ctx.model, ctx.variables)
-    return filters.filter_grid(ctx.model, ctx.variables), \
-        f"First-layer filters ({k.shape[-1]} of {k.shape[0]}x{k.shape[1]}x3), each min-max normalized", \
-        "stem", "nearest-neighbour enlarged"
+    mine = filters.filter_grid(ctx.model, ctx.variables)
+    what = f"First-layer filters of {ctx.model.name} ({k.shape[-1]} of {k.shape[0]}x{k.shape[1]}x3)"
+    entry = models.hub.manifest()["alexnet"]
+    if models.hub.local("alexnet") is None:  # the demo never downloads: AlexNet only where it is cached already
+        return mine, f"{what}, each min-max normalized; AlexNet's 11x11 filters, the lectures' picture, show " \
+            f"beside them once {entry['file']} is in {models.hub.cache_dir() / 'downloads'}", \
+            "stem", "nearest-neighbour enlarged"
+    alexnet, weights = models.load("alexnet")
+    theirs = filters.filter_grid(alexnet, weights)
+    height = max(mine.shape[0], theirs.shape[0])
+    tall = [np.pad(g, ((0, height - g.shape[0]), (0, 0), (0, 0)), constant_values=1.0) for g in (mine, theirs)]
+    return image.grid(tall, [f"{ctx.model.name} stem", "alexnet features.0 (11x11)"], cols=2), \
+        f"{what} beside AlexNet's 64 of 11x11x3, each min-max normalized", "stem | features.0", \
+        "nearest-neighbour enlarged"
 
 
 def _activations(ctx):
