@@ -13,7 +13,7 @@ from jaxviz.experiments import digits
 from jaxviz.models import digits_cnn
 
 data = digits.load()
-print("| head | " + " | ".join(f"seed {s}" for s in (0, 1)) + " |")
+print("| head | " + " | ".join(f"seed {s}" for s in (0, 1)) + " |\n|---|---:|---:|")
 for pool, label in (("avg", "global average pooling"), ("cov", "global covariance pooling, iSQRT")):
     model, cells = digits_cnn.build(pool=pool), []
     for seed in (0, 1):
