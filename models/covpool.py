@@ -6,7 +6,8 @@ iSQRT-COV (Li et al., CVPR 2018) normalizes the covariance by its matrix square 
 Newton-Schulz iterations (matrix products only, so it runs fast on accelerators and differentiates through
 plain autodiff), after dividing by the trace and before multiplying back by its square root.
 
-* :func:`covariance`: (B, H, W, C) -> (B, C, C), over the H x W positions;
+* :func:`covariance`: (B, H, W, C) -> (B, C, C), over the H x W positions (``jaxviz.style.gram`` pools
+  with it too);
 * :func:`sqrtm`: the Newton-Schulz square root of a batch of symmetric positive semi-definite matrices;
 * :func:`upper_triangle`: (B, C, C) -> (B, C (C + 1) / 2), the distinct entries;
 * :class:`CovariancePool`: 1x1 convolution to ``dim`` channels, BatchNorm, ReLU, covariance, square root,
@@ -27,7 +28,7 @@ def covariance(x: jax.Array) -> jax.Array:
     b, h, w, c = x.shape
     flat = x.reshape(b, h * w, c)
     centred = flat - jnp.mean(flat, axis=1, keepdims=True)
-    return jnp.einsum("bnc,bnd->bcd", centred, centred) / (h * w)
+    return jnp.einsum("bnc,bnd->bcd", centred, centred, precision=jax.lax.Precision.HIGHEST) / (h * w)
 
 
 def sqrtm(sigma: jax.Array, iterations: int = 5, eps: float = 1e-8) -> jax.Array:

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 
 from jaxviz.core import forward
 from jaxviz.core.objectives import variation
+from jaxviz.models import covpool
 
 __all__ = ["gram", "covariance_pool", "covariance_features", "style_loss", "content_loss", "total_variation",
            "Layers", "default_layers", "style_targets"]
@@ -55,19 +56,15 @@ def gram(features: jax.Array) -> jax.Array:
 
 
 def covariance_pool(features: jax.Array) -> jax.Array:
-    """(B, H, W, C) -> (B, C, C): the covariance among channels over the H*W positions (divided by N)."""
+    """(B, H, W, C) -> (B, C, C): the covariance among channels over the H*W positions (divided by N); the
+    statistic of the trainable covariance-pooling head, :mod:`jaxviz.models.covpool`."""
     _check_features(features)
-    b, h, w, c = features.shape
-    f = features.reshape(b, h * w, c)
-    centred = f - jnp.mean(f, axis=1, keepdims=True)
-    return jnp.einsum("bnc,bnd->bcd", centred, centred, precision=jax.lax.Precision.HIGHEST) / (h * w)
+    return covpool.covariance(features)
 
 
 def covariance_features(features: jax.Array) -> jax.Array:
     """(B, H, W, C) -> (B, C*(C+1)/2): the upper triangle of :func:`covariance_pool`, a pooled feature vector."""
-    cov = covariance_pool(features)
-    rows, cols = jnp.triu_indices(cov.shape[-1])
-    return cov[:, rows, cols]
+    return covpool.upper_triangle(covariance_pool(features))
 
 
 def style_loss(acts: Mapping[str, jax.Array], targets: Mapping[str, jax.Array],
