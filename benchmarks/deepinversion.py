@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
 from jaxviz.datafree import deepinversion as di  # noqa: E402
 
-from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_loop, time_step_runs  # noqa: E402
 from peers import bn_statistic_terms, sync, torch_pair  # noqa: E402
 
 SETTINGS = di.Settings(low_res_fraction=0.0)  # the reference's ImageNet weights; full resolution only
@@ -93,9 +93,7 @@ def rows(batch, size, steps, repeats, dtype, with_peer: bool = True):
         jax.block_until_ready(r.images)
 
     task = f"DeepInversion step, {size} px, {steps} steps/run"
-    with LoopCost() as step_cost:
-        jt = time_step_runs(ours, steps, repeats)
-    step_cost.apply(jt, steps)
+    jt = time_loop(ours, steps, repeats)
     if dtype != jnp.float32 or not with_peer:
         return [Row("deepinversion", task, model.name, batch, jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
                     note=f"{jt.median_s / steps * 1e3:.1f} ms/step")]

@@ -84,7 +84,8 @@ def time_peer(make: Callable[[], tuple[Callable[[], object] | None, str]], sync:
 
 def time_step_runs(run: Callable[[int], object], steps: int, repeats: int) -> Timing:
     """``run(n)`` does n optimizer steps (synced). ``first_s``: ``run(1)`` (compile, or the peer's warm-up);
-    then the median of ``repeats`` runs of ``steps`` steps."""
+    then one untimed run of ``steps`` (a loop compiled per chunk length compiles again here), then the median
+    of ``repeats`` runs of ``steps`` steps."""
     if COST_ONLY:  # a LoopCost block records the step and stops the loop
         with contextlib.suppress(_Counted):
             run(1)
@@ -92,6 +93,8 @@ def time_step_runs(run: Callable[[int], object], steps: int, repeats: int) -> Ti
     t0 = time.perf_counter()
     run(1)
     first = time.perf_counter() - t0
+    if steps != 1:
+        run(steps)
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -211,6 +214,13 @@ class LoopCost:
             timing.flops = flops * steps if flops else None
             timing.bytes = accessed * steps if accessed else None
         return timing
+
+
+def time_loop(run: Callable[[int], object], steps: int, repeats: int) -> Timing:
+    """:func:`time_step_runs` of a jaxviz loop, with its step's FLOPs and bytes (:class:`LoopCost`)."""
+    with LoopCost() as step_cost:
+        timing = time_step_runs(run, steps, repeats)
+    return step_cost.apply(timing, steps)
 
 
 def matmul_peak(dtype: str = "float32", n: int | None = None, repeats: int = 5) -> float:

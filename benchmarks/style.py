@@ -32,7 +32,7 @@ from jaxviz.io import image
 from jaxviz.style import gram
 from jaxviz.style import transfer as style
 
-from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_loop, time_step_runs  # noqa: E402
 from peers import device, sync, torch_pair  # noqa: E402
 
 LAYERS = gram.default_layers(models.build("vgg19"))
@@ -105,9 +105,7 @@ def rows(size: int, steps: int, repeats: int, dtype, with_peer: bool = True) -> 
         jax.block_until_ready(out)
 
     task = f"Gatys transfer step, {size} px, {steps} steps/run"
-    with LoopCost() as step_cost:
-        jt = time_step_runs(ours, steps, repeats)
-    step_cost.apply(jt, steps)
+    jt = time_loop(ours, steps, repeats)
     if dtype != jnp.float32 or not with_peer:
         return [Row("style", task, model.name, 1, jnp.dtype(dtype).name, jt, None, "-", per_run=steps,
                     note=f"{jt.median_s / steps * 1e3:.1f} ms/step")]

@@ -34,7 +34,7 @@ from jaxviz.core import objectives as obj  # noqa: E402
 from jaxviz.io import image
 from jaxviz.synthesis import dream, render
 
-from harness import LoopCost, Row, markdown, report, time_step_runs  # noqa: E402
+from harness import Row, markdown, report, time_loop, time_step_runs  # noqa: E402
 from peers import device, sync, torch_pair  # noqa: E402
 
 LAYER, CHANNEL, BLOCK = "blocks.8", 3, 8
@@ -53,9 +53,7 @@ def dream_rows(model, variables, net, batch, steps, repeats):
                           jitter=16, progress=False).images
         jax.block_until_ready(out)
 
-    with LoopCost() as step_cost:
-        jt = time_step_runs(ours, steps, repeats)
-    step_cost.apply(jt, steps)
+    jt = time_loop(ours, steps, repeats)
     task = f"DeepDream step ({LAYER}, 224 px)"
     if net is None:
         return Row("synthesis", task, model.name, batch, "float32", jt, None, "-", per_run=steps)
@@ -95,9 +93,7 @@ def render_rows(model, variables, net, batch, steps, repeats):
                             progress=False)
         jax.block_until_ready(out.images)
 
-    with LoopCost() as step_cost:
-        jt = time_step_runs(ours, steps, repeats)
-    step_cost.apply(jt, steps)
+    jt = time_loop(ours, steps, repeats)
     task = f"Lucid render, {steps} steps (channel {LAYER}:{CHANNEL})"
     if net is None:
         return Row("synthesis", task, model.name, batch, "float32", jt, None, "-", per_run=steps)
