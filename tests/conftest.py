@@ -161,3 +161,52 @@ def torch_lite0(size: int):
     net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in models.read_pth(hub.fetch("efficientnet_lite0")).items()})
     return torch_normalized(net)
+
+
+# ----------------------------------------------------------------------------------------------- xdist scheduling
+# `--dist loadfile` (pyproject's addopts), with two changes. Each file still runs whole on one worker, so its
+# module-scoped fixtures and the programs they compile are built once, except the files in SPLIT, which run as one
+# part per value of their parametrized module-scoped fixture: each value builds its own network and compiles its
+# own programs, so the parts share nothing. And the heaviest waiting part goes to the next free worker (xdist
+# queues files by test count, which put the few-test, minutes-long files last and left one worker alone at the
+# end).
+
+#: file -> the values of its parametrized module-scoped fixture (the first part of each test's id); a test whose
+#: id starts with one of them runs in that value's part
+SPLIT = {"test_attribution_parity.py": ("resnet50", "efficientnet_lite0"), "test_lrp_parity.py": ("vgg16", "resnet50"),
+         "test_adapters.py": ("linen", "jax_resnet", "haiku", "nnx", "equinox", "plain")}
+#: worker-seconds of the heaviest parts in the last full run (2 workers on 2 cores, fresh clone), only to choose
+#: which part starts next; a split file's total is divided as its parts took when run alone. Unlisted parts count
+#: 0 and keep xdist's order among themselves.
+PART_SECONDS = {
+    "test_attribution.py": 403, "test_attribution_parity.py[efficientnet_lite0]": 365,
+    "test_attribution_parity.py[resnet50]": 326, "test_deepinversion.py": 287, "test_readme.py": 246,
+    "test_classviz.py": 219, "test_cli.py": 205, "test_distill.py": 186, "test_lrp_parity.py[resnet50]": 130,
+    "test_interrupt.py": 120, "test_style.py": 110, "test_adapters.py[jax_resnet]": 80,
+    "test_lrp_parity.py[vgg16]": 68, "test_adapters.py[haiku]": 60,
+}
+
+
+def part(nodeid: str) -> str:
+    """The unit of scheduling: ``tests/test_x.py``, or ``tests/test_x.py[value]`` for a SPLIT file."""
+    file = nodeid.split("::", 1)[0]
+    values = SPLIT.get(file.rsplit("/", 1)[-1], ())
+    first = nodeid.split("[", 1)[1].split("-", 1)[0].rstrip("]") if "[" in nodeid else None
+    return f"{file}[{first}]" if first in values else file
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class HeaviestFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return part(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            heaviest = max(self.workqueue, key=lambda p: PART_SECONDS.get(p.rsplit("/", 1)[-1], 0))
+            self.workqueue.move_to_end(heaviest, last=False)  # the base class hands out the first in the queue
+            super()._assign_work_unit(node)
+
+    return HeaviestFirst(config, log)
