@@ -10,6 +10,8 @@ tools (linen's and Haiku's method interceptors) or a hand-split forward pass.
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -28,9 +30,16 @@ from conftest import assert_close_to_max
 ATOL = 1e-6  # the issue's float32 tolerance, relative to the largest magnitude
 
 
+@functools.cache
+def _built(name):
+    """Each case is built once per worker: the module fixture and the DeepInversion test share it (the
+    techniques only read a case)."""
+    return CASES[name]()
+
+
 @pytest.fixture(scope="module", params=list(CASES))
 def case(request):
-    return CASES[request.param]()
+    return _built(request.param)
 
 
 def _score(f, target):
@@ -119,7 +128,7 @@ def test_bn_statistic_loss_equals_a_hand_computation(case, request):
 
 @pytest.mark.parametrize("which", ["linen", "haiku", "equinox"])
 def test_deepinversion_lowers_its_loss_on_adapted_models(which):
-    c = CASES[which]()
+    c = _built(which)
     settings = di.Settings(warmup=2, jitter=2, low_res_fraction=0.0, lr=0.1)
     targets = jnp.asarray([0, 1])
     run = di.deepinversion(jax.random.key(0), c.model, c.variables, targets, steps=20, settings=settings,
