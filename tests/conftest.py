@@ -195,6 +195,7 @@ def part(nodeid: str) -> str:
     return f"{file}[{first}]" if first in values else file
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, absent with -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadfile":
         return None
