@@ -201,13 +201,18 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadFileScheduling
 
+    if not all(hasattr(LoadFileScheduling, m) for m in ("_split_scope", "_assign_work_unit")):
+        return None  # another xdist than the one this was written against: its own loadfile, unchanged
+
     class HeaviestFirst(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return part(nodeid)
 
         def _assign_work_unit(self, node) -> None:
-            heaviest = max(self.workqueue, key=lambda p: PART_SECONDS.get(p.rsplit("/", 1)[-1], 0))
-            self.workqueue.move_to_end(heaviest, last=False)  # the base class hands out the first in the queue
+            queue = getattr(self, "workqueue", None)
+            if hasattr(queue, "move_to_end") and queue:  # the base class hands out the first in the queue
+                heaviest = max(queue, key=lambda p: PART_SECONDS.get(p.rsplit("/", 1)[-1], 0))
+                queue.move_to_end(heaviest, last=False)
             super()._assign_work_unit(node)
 
     return HeaviestFirst(config, log)
