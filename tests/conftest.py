@@ -184,6 +184,7 @@ PART_SECONDS = {
     "test_classviz.py": 219, "test_cli.py": 205, "test_distill.py": 186, "test_lrp_parity.py[resnet50]": 130,
     "test_interrupt.py": 120, "test_style.py": 110, "test_adapters.py[jax_resnet]": 80,
     "test_lrp_parity.py[vgg16]": 68, "test_adapters.py[haiku]": 60,
+    "test_run.py": 150, "test_covpool.py": 110,  # measured alone on a busy machine (their first session)
 }
 
 
