@@ -31,8 +31,8 @@ class Timing:
     first_s: float  # compile (jaxviz) or first call (peer)
     median_s: float
     runs: list[float] = field(default_factory=list)
-    flops: float | None = None  # per timed call, from XLA's cost analysis of the compiled program
-    bytes: float | None = None  # bytes accessed per timed call, likewise
+    flops: float | None = None  # per timed call: XLA's count on the lowered program (:func:`cost`)
+    bytes: float | None = None  # bytes accessed per timed call: XLA's count on the compiled program
 
 
 @dataclass
@@ -144,7 +144,6 @@ def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int
     """Compiles each ``jitted`` of ``{name: (jitted, args)}`` (timed apart), then times them in turns:
     round r runs every program once, so a machine that slows down mid-run slows all of them alike.
     ``tracing[name]()`` is a context manager to trace that program in."""
-
     import jax
 
     compiled, timings = {}, {}
