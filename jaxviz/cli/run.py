@@ -95,16 +95,14 @@ def cmd_run(args) -> None:
     if args.method == "render":
         width = model.apply(variables, jnp.zeros((1, args.size, args.size, 3)), capture=(args.layer,))[1][
             args.layer].shape[-1]
-        args.channel_list = _channels(args.channels, width)  # now against the layer's real width
-        task, source = tasks.render(model, args.layer, args.channel_list, seeds=args.seeds, steps=args.steps,
+        channels = _channels(args.channels, width)  # now against the layer's real width
+        task, source = tasks.render(model, args.layer, channels, seeds=args.seeds, steps=args.steps,
                                     size=args.size, seed=args.seed)
     else:
         source = datasets.open_source(args.data, args.size, split=args.split, data_dir=args.data_dir)
-    if args.method == "features":
-        task = tasks.features(model, args.layer or model.layers[-2])
-    elif args.method != "render":
-        task = tasks.attribution(model, args.method, metrics=args.metric_names, target=args.target,
-                                 layer=args.layer, pixels_per_step=args.pixels_per_step)
+        task = tasks.features(model, args.layer or model.layers[-2]) if args.method == "features" else \
+            tasks.attribution(model, args.method, metrics=args.metric_names, target=args.target, layer=args.layer,
+                              pixels_per_step=args.pixels_per_step)
     done = engine.dataset(task, variables, source, args.out, batch_size=args.batch_size, shard=args.shard,
                           mesh=sharding.batch_mesh(args.devices), seed=args.seed)
     summary = {"out": str(done.out), "items": done.n, "shards": done.shards, "computed": done.computed,
