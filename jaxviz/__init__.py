@@ -55,7 +55,8 @@ API = {
     # synthesis
     "render": "synthesis.render", "render_many": "synthesis.render", "dream": "synthesis.dream",
     "class_visualization": "synthesis.classviz", "fgsm": "synthesis.adversarial", "pgd": "synthesis.adversarial",
-    "fool": "synthesis.adversarial", "invert": "synthesis.inversion",
+    "fool": "synthesis.adversarial", "invert": "synthesis.inversion", "accentuate": "synthesis.accentuation",
+    "caricature": "synthesis.accentuation",
     # style
     "style_transfer": "style.transfer:transfer", "texture": "style.texture:synthesize",
     "train_stylizer": "style.fast:train", "stylize": "style.fast",

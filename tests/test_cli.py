@@ -194,13 +194,14 @@ def test_deepinversion_and_distill_mistakes(capsys, tmp_path, argv, message):
     assert not (tmp_path / "d").exists()
 
 
-def test_distill_json_prints_exactly_the_three_accuracies(capsys):
+def test_distill_json_prints_the_three_accuracies_and_the_synthesis_time(capsys):
     code, stdout, _ = run(capsys, "distill", "--digits", "--json", "--images-per-class", "2", "--di-steps", "2",
                           "--student-steps", "2", "--teacher-steps", "2")
     assert code == 0
     result = json.loads(stdout)
-    assert set(result) == {"student_acc", "noise_baseline_acc", "teacher_acc"}
-    assert all(0.0 <= v <= 1.0 for v in result.values())
+    assert set(result) == {"synth", "student_acc", "noise_baseline_acc", "teacher_acc", "synthesis_seconds"}
+    assert result["synth"] == "deepinversion" and result["synthesis_seconds"] > 0
+    assert all(0.0 <= result[k] <= 1.0 for k in ("student_acc", "noise_baseline_acc", "teacher_acc"))
 
 
 def test_help_and_the_parser_import_no_jax():
@@ -239,8 +240,8 @@ def test_cli_defaults_equal_the_library_defaults():
 
     config = digits_distill.DigitsConfig()
     assert _common.DEFAULT_MODEL == models.DEFAULT_MODEL
-    assert (synthesis.CLASSVIZ_STEPS, synthesis.INVERT_STEPS, synthesis.INVERT_TV) == (
-        classviz.DEFAULT_STEPS, inversion.DEFAULT_STEPS, inversion.DEFAULT_TV_WEIGHT)
+    assert (synthesis.CLASSVIZ_STEPS, synthesis.CLASSVIZ_METHODS, synthesis.INVERT_STEPS, synthesis.INVERT_TV) == (
+        classviz.DEFAULT_STEPS, classviz.METHODS, inversion.DEFAULT_STEPS, inversion.DEFAULT_TV_WEIGHT)
     assert (style.TEXTURE_STEPS, style.TEXTURE_TV, style.STYLE_STEPS, style.STYLE_CONTENT_WEIGHT, style.STYLE_TV,
             style.FAST_STEPS, style.FAST_SIZE) == (
         texture.DEFAULT_STEPS, texture.DEFAULT_TV_WEIGHT, transfer.DEFAULT_STEPS, transfer.DEFAULT_CONTENT_WEIGHT,

@@ -26,6 +26,7 @@ from jaxviz.cli._common import (
 #: the library's defaults (jaxviz.synthesis.classviz / inversion; a test keeps them equal), here so that
 #: ``--help`` needs no JAX.
 CLASSVIZ_STEPS = 128
+CLASSVIZ_METHODS = ("maco", "fourier", "pixel")
 INVERT_STEPS = 200
 INVERT_TV = 0.02
 
@@ -65,17 +66,22 @@ def check_classviz(args) -> None:
 def cmd_classviz(args) -> None:
     import time
 
+    import numpy as np
+
     from jaxviz import models
-    from jaxviz.io import image
+    from jaxviz.io import image, plot
     from jaxviz.synthesis import classviz
 
     model, variables = models.load(args.model, args.weights)
     start = time.perf_counter()
     out = classviz.class_visualization(key(args), model, variables, args.target, method=args.method,
                                        steps=args.steps, size=args.size, progress=None)
-    picture = out.images[0, 0]
-    image.save_png(args.out, image.grid([picture], [f"{args.target} {label(model, args.target)}"], cols=1,
-                                        label_height=16))
+    picture = np.asarray(out.images[0, 0])
+    tiles, captions = [picture], [f"{args.target} {label(model, args.target)}"]
+    if out.importance is not None:  # MACO: the picture seen through its importance map too
+        tiles.append(plot.transparent(picture, np.asarray(out.importance[0, 0])))
+        captions.append("importance")
+    image.save_png(args.out, image.grid(tiles, captions, cols=len(tiles), label_height=16))
     seconds = time.perf_counter() - start
     report(args, {"out": str(args.out), "target": args.target, "logit": out.history[-1][1],
                   "seconds": round(seconds, 3)},
@@ -164,9 +170,11 @@ def register(sub) -> None:
                                        "jaxviz classviz --target 130 --method pixel --steps 256 --out flamingo.png"))
     model_args(p)
     p.add_argument("--target", type=integer(0), required=True, help="class index")
-    p.add_argument("--method", choices=("fourier", "pixel"), default="fourier",
-                   help="fourier: Lucid-style, a decorrelated Fourier image with jitter, scale and rotation; "
-                        "pixel: Simonyan's pixels with Yosinski's regularizers (blur, zeroing weak pixels)")
+    p.add_argument("--method", choices=CLASSVIZ_METHODS, default=CLASSVIZ_METHODS[0],
+                   help="maco: the Fourier phase under natural photos' magnitude, on random crops (Fel et al. "
+                        "2023), shown beside its importance map; fourier: Lucid-style, a decorrelated Fourier image "
+                        "with jitter, scale and rotation; pixel: Simonyan's pixels with Yosinski's regularizers "
+                        "(blur, zeroing weak pixels)")
     p.add_argument("--steps", type=STEPS, default=CLASSVIZ_STEPS, help="optimizer steps")
     p.add_argument("--size", type=SIZE, default=None, help="image side in pixels (default: the model's)")
     out_args(p)

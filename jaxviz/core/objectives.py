@@ -34,8 +34,8 @@ import jax.numpy as jnp
 
 __all__ = [
     "Objective", "channel", "neuron", "dream", "class_logit", "direction", "diversity", "total_variation", "l2",
-    "match_features", "stack", "evaluate", "variation", "INPUT", "LOGITS", "Channel", "Neuron", "Target", "score",
-    "score_and_acts", "score_fn", "class_scores",
+    "match_features", "dot_compare", "stack", "evaluate", "variation", "INPUT", "LOGITS", "Channel", "Neuron",
+    "Target", "score", "score_and_acts", "score_fn", "class_scores",
 ]
 
 Target = Any  # int | (B,) int array | Objective
@@ -203,6 +203,24 @@ class Direction(_OneLayer, Objective):
 
 
 @flax.struct.dataclass
+class DotCompare(_OneLayer, Objective):
+    """``<a, t> * max(cos(a, t), 0.1) ** cossim_power`` per image, ``a`` the layer's activations, ``t`` a
+    target's (Lucid's ``dot_compare``: 0 makes a caricature, a larger power a faithful inversion)."""
+
+    layer: str = flax.struct.field(pytree_node=False)
+    target: Any = None
+    cossim_power: Any = 0.0
+
+    def __call__(self, acts):
+        a = acts[self.layer]
+        a = a.reshape(a.shape[0], -1)
+        t = jnp.broadcast_to(jnp.asarray(self.target, a.dtype).reshape(-1, a.shape[1]), a.shape)
+        dot = jnp.sum(a * t, axis=1)
+        cos = dot / (jnp.linalg.norm(a, axis=1) * jnp.linalg.norm(t, axis=1) + 1e-8)
+        return dot * jnp.maximum(cos, 0.1) ** self.cossim_power
+
+
+@flax.struct.dataclass
 class Diversity(_OneLayer, Objective):
     layer: str = flax.struct.field(pytree_node=False)
 
@@ -299,6 +317,12 @@ def class_logit(cls) -> Objective:
 def direction(layer: str, vector) -> Objective:
     """Projection of ``layer``'s activations onto a unit ``vector`` (C,), averaged over positions."""
     return Direction(layer, vector)
+
+
+def dot_compare(layer: str, target, cossim_power: float = 0.0) -> Objective:
+    """``layer``'s activations dotted with ``target``'s ((B, ...) or one shared), times the cosine similarity to
+    ``cossim_power`` (Lucid's caricature and feature-inversion objective)."""
+    return DotCompare(layer, target, cossim_power)
 
 
 def diversity(layer: str) -> Objective:

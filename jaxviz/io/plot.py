@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxviz.io import image as _image
 
-__all__ = ["colorize", "overlay", "signed", "panel", "scale01", "line_chart", "COLOURS"]
+__all__ = ["colorize", "overlay", "signed", "panel", "transparent", "scale01", "line_chart", "COLOURS"]
 
 # Anchors of a perceptually ordered black-purple-orange-yellow map (inferno-like).
 _ANCHORS = np.array([
@@ -58,6 +58,17 @@ def panel(img: np.ndarray, heats: Mapping[str, np.ndarray], alpha: float = 0.5) 
     """The image, then one overlay per named (H, W) map, side by side with captions."""
     tiles = [np.asarray(img, np.float32)] + [overlay(img, h, alpha) for h in heats.values()]
     return _image.grid(tiles, ["input", *heats], cols=len(tiles))
+
+
+def transparent(img: np.ndarray, importance: np.ndarray, background: float = 1.0, percentile: float = 99.0
+                ) -> np.ndarray:
+    """An (H, W, 3) picture shown through an (H, W) importance map as its opacity, over a plain ``background``
+    (MACO's transparency view: where the picture does not matter to the objective, it fades out)."""
+    img = np.asarray(img, np.float32)
+    if img.shape[:2] != np.shape(importance):
+        raise ValueError(f"importance map {np.shape(importance)} does not match the image {img.shape[:2]}")
+    alpha = scale01(importance, percentile)[..., None]
+    return alpha * img + (1 - alpha) * np.float32(background)
 
 
 #: distinguishable line colours (RGB in [0, 1]), cycled by :func:`line_chart`.

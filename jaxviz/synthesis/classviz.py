@@ -6,10 +6,17 @@ Deep Visualization", 2015) add regularizers applied after every step
 (:class:`Regularizers`): L2 decay, a Gaussian blur every few steps, and
 zeroing pixels of small norm or small contribution. Both are ``method="pixel"``.
 
-``method="fourier"`` (the default) is the same objective rendered the Lucid
-way: Fourier/decorrelated-colour parameterization and random pad, jitter,
-scale and rotation (Olah et al. 2017). Its images read as the class to other
-networks, not only to the one optimized.
+``method="maco"`` (the default) renders the same objective with MACO (Fel et
+al., NeurIPS 2023): the Fourier phase is optimized with the magnitude fixed to
+natural photos' spectrum, on random crops of the image with noise added
+(:class:`~jaxviz.synthesis.param.Maco`, :class:`~jaxviz.synthesis.transforms.Crops`).
+Its pictures have a photo's smoothness and read as the class to other networks;
+``RenderResult.importance`` is MACO's transparency map.
+
+``method="fourier"`` is Lucid's recipe: Fourier/decorrelated-colour
+parameterization and random pad, jitter, scale and rotation (Olah et al. 2017).
+On networks with depthwise convolutions and strided stems (EfficientNet) its
+pictures are covered in high-frequency texture.
 
 Example:
     >>> out = class_visualization(jax.random.key(0), model, variables, [9, 285])  # doctest: +SKIP
@@ -31,13 +38,17 @@ import optax
 from jaxviz.core import objectives as objs
 from jaxviz.synthesis import render
 from jaxviz.synthesis import transforms as tfm
-from jaxviz.synthesis.param import Fourier, Pixel
+from jaxviz.synthesis.param import Fourier, Maco, Pixel
 
 __all__ = ["class_visualization", "Regularizers", "METHODS", "DEFAULT_STEPS"]
 
-METHODS = ("fourier", "pixel")
+METHODS = ("maco", "fourier", "pixel")
 DEFAULT_STEPS = 128
 _PIXEL_OPTIMIZER = optax.adam(0.03)
+#: MACO's optimizer (Fel et al.: NAdam at 1.0 on the phases) and crops per step (they use 32 at 224 px; fewer
+#: are cheaper and, measured on Lite0 (benchmarks/README.md), recognized as often)
+MACO_OPTIMIZER = optax.nadam(1.0)
+MACO_CROPS = tfm.Crops(count=4, low=0.5, high=1.0, noise=0.05)
 
 
 def _percentile_mask(values: jax.Array, pct: float) -> jax.Array:
@@ -78,7 +89,7 @@ class Regularizers:
 
 
 def class_visualization(key: jax.Array, model, variables, targets: int | Sequence[int], *,
-                        method: str = "fourier", steps: int = DEFAULT_STEPS, size: int | None = None,
+                        method: str = "maco", steps: int = DEFAULT_STEPS, size: int | None = None,
                         num_images: int = 1, l2_weight: float = 0.0, regularizers: Regularizers = Regularizers(),
                         optimizer: optax.GradientTransformation | None = None, thresholds: Sequence[int] = (),
                         progress: bool | None = None) -> render.RenderResult:
@@ -88,12 +99,12 @@ def class_visualization(key: jax.Array, model, variables, targets: int | Sequenc
         key: PRNG key.
         model, variables: a jaxviz model and its weights.
         targets: one class index or several (each rendered ``num_images`` times).
-        method: ``"fourier"`` (Lucid-style) or ``"pixel"`` (Simonyan + Yosinski).
+        method: ``"maco"`` (MACO), ``"fourier"`` (Lucid-style) or ``"pixel"`` (Simonyan + Yosinski).
         steps: optimizer steps.
         size: image side (default: the model's input size).
         l2_weight: weight of an L2 penalty on the image (Simonyan et al.'s lambda).
         regularizers: the ``"pixel"`` method's post-step regularizers.
-        optimizer: default Adam (0.05 for Fourier, 0.03 for pixels).
+        optimizer: default NAdam 1.0 for MACO, Adam 0.05 for Fourier and 0.03 for pixels.
         thresholds: steps at which to keep snapshots.
 
     Returns:
@@ -110,6 +121,9 @@ def class_visualization(key: jax.Array, model, variables, targets: int | Sequenc
     objectives = [objs.class_logit(c) - l2_weight * objs.l2() for c in classes]
     common = dict(size=size, num_images=num_images, steps=steps, thresholds=thresholds, progress=progress,
                   desc="classviz")
+    if method == "maco":
+        return render.render_many(key, model, variables, objectives, param=Maco(), transform=MACO_CROPS,
+                                  optimizer=optimizer or MACO_OPTIMIZER, importance=True, **common)
     if method == "fourier":
         return render.render_many(key, model, variables, objectives, param=Fourier(), optimizer=optimizer, **common)
     return render.render_many(key, model, variables, objectives, param=Pixel(noise=0.1),

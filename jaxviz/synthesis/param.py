@@ -12,17 +12,24 @@ render loop) with three pure functions:
 space and squashes it with a sigmoid (Olah et al., "Feature Visualization",
 Distill 2017): high frequencies are damped, so the optimizer finds structure
 before noise.
+:class:`Maco` optimizes the Fourier phase only, with the magnitude fixed to the
+mean spectrum of natural photos (Fel et al., "Unlocking Feature Visualization for
+Deeper Networks with MAgnitude Constrained Optimization", NeurIPS 2023): the image
+keeps a natural image's energy at every frequency, so the optimizer can place
+structure but cannot add pixel noise, which is what makes the Lucid recipe fail
+on modern networks (depthwise convolutions, strided stems).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Pixel", "Fourier", "COLOR_CORRELATION_SQRT"]
+__all__ = ["Pixel", "Fourier", "Maco", "natural_magnitude", "COLOR_CORRELATION_SQRT"]
 
 #: Square root of ImageNet's RGB colour covariance, as published with Lucid.
 COLOR_CORRELATION_SQRT = np.array([[0.26, 0.09, 0.02],
@@ -76,10 +83,18 @@ class Fourier:
     decorrelate: bool = True
 
     def init(self, key: jax.Array, shape, image: jax.Array | None = None) -> jax.Array:
+        """Random spectra, or with ``image`` ((H, W, 3) or (B, H, W, 3) in [0, 1]) the spectra whose
+        :meth:`to_image` is that image (pixels at 0 or 1 are taken at 0.001 or 0.999: the sigmoid never
+        reaches them)."""
         b, h, w, _ = _check_shape(shape)
-        if image is not None:
-            raise ValueError("the Fourier parameterization starts from noise; use Pixel() to start from an image")
-        return self.std * jax.random.normal(key, (b, 3, h, w // 2 + 1, 2))
+        if image is None:
+            return self.std * jax.random.normal(key, (b, 3, h, w // 2 + 1, 2))
+        x = jnp.broadcast_to(jnp.asarray(image, jnp.float32), (b, h, w, 3))
+        x = jax.scipy.special.logit(jnp.clip(x, 1e-3, 1 - 1e-3))
+        if self.decorrelate:
+            x = x @ jnp.asarray(np.linalg.inv(_COLOR.T))
+        spectrum = jnp.fft.rfft2(jnp.moveaxis(x, -1, 1) / (np.sqrt(h * w) / 4.0)) / self._scale(h, w)
+        return jnp.stack([spectrum.real, spectrum.imag], axis=-1)
 
     def _scale(self, h: int, w: int) -> np.ndarray:
         fy = np.fft.fftfreq(h)[:, None]
@@ -92,6 +107,81 @@ class Fourier:
         spectrum = jax.lax.complex(params[..., 0], params[..., 1]) * self._scale(h, w)
         x = jnp.fft.irfft2(spectrum, s=(h, w)) * (np.sqrt(h * w) / 4.0)  # unit-ish variance per pixel
         x = jnp.moveaxis(x, 1, -1)
+        if self.decorrelate:
+            x = x @ jnp.asarray(_COLOR.T)
+        return jax.nn.sigmoid(x)
+
+    def project(self, params: jax.Array) -> jax.Array:
+        return params
+
+
+@functools.lru_cache(maxsize=8)
+def natural_magnitude(h: int, w: int, decorrelate: bool = True) -> np.ndarray:
+    """(3, h, w // 2 + 1) float32: the mean Fourier magnitude of natural photos at h x w.
+
+    scikit-image's photos (:data:`jaxviz.io.image.SAMPLES`), each as its centre crop and four corner crops
+    of 70% of its short side, resized to h x w, mean-removed and Hann-windowed (a photo's borders do not
+    wrap around; unwindowed, their jumps put a bright cross on the frequency axes, which comes back as
+    horizontal and vertical streaks), in :class:`Fourier`'s decorrelated colours when ``decorrelate`` (so
+    that recorrelating gives natural colours); each channel's ``|rfft2|`` averaged, rescaled so that the
+    window's loss of energy is undone.
+    """
+    from jaxviz.io import image
+
+    pictures = []
+    for name in image.SAMPLES:
+        photo = image.sample(name)
+        ph, pw = photo.shape[:2]
+        side = min(ph, pw)
+        crops = [((ph - side) // 2, (pw - side) // 2, side)]
+        small = int(0.7 * side)
+        crops += [(top, left, small) for top in (0, ph - small) for left in (0, pw - small)]
+        pictures += [image.resize(photo[t:t + c, x:x + c], h, w) for t, x, c in crops]
+    x = np.stack(pictures).astype(np.float64)
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    window = np.hanning(h)[:, None] * np.hanning(w)[None, :]
+    x = x * window[None, :, :, None] / np.sqrt(np.mean(window ** 2))
+    if decorrelate:
+        x = x @ np.linalg.inv(_COLOR.T.astype(np.float64))
+    magnitude = np.abs(np.fft.rfft2(np.moveaxis(x, -1, 1), axes=(2, 3))).mean(axis=0)
+    return magnitude.astype(np.float32)
+
+
+def _standardize(x: jax.Array, axes) -> jax.Array:
+    x = x - jnp.mean(x, axis=axes, keepdims=True)
+    return x / (jnp.std(x, axis=axes, keepdims=True) + 1e-5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Maco:
+    """Phase-only Fourier parameterization; the magnitude is :func:`natural_magnitude`'s (MACO).
+
+    The parameters are the phases, (B, 3, H, W // 2 + 1). The image is the inverse FFT of
+    ``magnitude * exp(i * phase)`` (phases standardized per image), standardized per image,
+    recorrelated to RGB and squashed by a sigmoid: every image has natural-image energy at every
+    frequency whatever the phases, and the optimizer only moves where that energy goes.
+
+    Attributes:
+        std: standard deviation of the random phases at the start.
+        decorrelate: the magnitude is taken, and the image built, in :class:`Fourier`'s decorrelated colours.
+    """
+
+    std: float = 1.0
+    decorrelate: bool = True
+
+    def init(self, key: jax.Array, shape, image: jax.Array | None = None) -> jax.Array:
+        b, h, w, _ = _check_shape(shape)
+        if image is not None:
+            raise ValueError("the MACO parameterization starts from random phases; use Pixel() to start from an "
+                             "image")
+        return self.std * jax.random.normal(key, (b, 3, h, w // 2 + 1))
+
+    def to_image(self, params: jax.Array, shape) -> jax.Array:
+        _, h, w, _ = _check_shape(shape)
+        magnitude = jnp.asarray(natural_magnitude(h, w, self.decorrelate))
+        phase = _standardize(params, (1, 2, 3))
+        x = jnp.fft.irfft2(magnitude * jnp.exp(1j * phase), s=(h, w))
+        x = _standardize(jnp.moveaxis(x, 1, -1), (1, 2, 3))
         if self.decorrelate:
             x = x @ jnp.asarray(_COLOR.T)
         return jax.nn.sigmoid(x)

@@ -55,12 +55,16 @@ class RenderResult(NamedTuple):
         history: ``[(step, objective)]`` at every chunk boundary, the batch mean
             of the objective as last evaluated (on transformed images).
         params: the final parameters, to continue from.
+        importance: with ``importance=True``, (B, H, W) in [0, 1]: the absolute gradient of the objective
+            with respect to each pixel summed over the steps (and channels), divided by its maximum per
+            image; MACO's transparency map (where the picture matters to the objective). Else None.
     """
 
     images: Any
     snapshots: dict[int, np.ndarray]
     history: list[tuple[int, float]]
     params: Any
+    importance: Any = None
 
 
 def scale_by_mean_abs(eps: float = 1e-12) -> optax.GradientTransformation:
@@ -93,21 +97,29 @@ class _Step:
     post: Callable | None
     shape: tuple[int, ...]
     vmapped: bool
+    importance: bool = False
 
     def one(self, carry, i, objective, variables, key):
-        params, opt_state = carry
+        params, opt_state, *importance = carry
+        copies = tfm.copies(self.transform)
 
-        def loss_fn(p):
-            img = self.param.to_image(p, self.shape)
-            scores = objs.evaluate(objective, self.model, variables, self.transform(jax.random.fold_in(key, i), img),
-                                   original=img)
+        def loss_fn(img):
+            seen = self.transform(jax.random.fold_in(key, i), img)
+            original = img if copies == 1 else jnp.tile(img, (copies, 1, 1, 1))
+            scores = objs.evaluate(objective, self.model, variables, seen, original=original)
+            if copies > 1:  # crop-major copies: one mean score per image
+                scores = jnp.mean(scores.reshape(copies, img.shape[0]), axis=0)
             return -jnp.sum(scores), scores
 
-        (_, scores), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        img, to_params = jax.vjp(lambda p: self.param.to_image(p, self.shape), params)
+        (_, scores), g_img = jax.value_and_grad(loss_fn, has_aux=True)(img)
+        (g,) = to_params(g_img)
         updates, opt_state = self.optimizer.update(g, opt_state, params)
         params = self.param.project(optax.apply_updates(params, updates))
         if self.post is not None:
             params = self.post(params, g, i)
+        if self.importance:
+            return (params, opt_state, importance[0] + jnp.sum(jnp.abs(g_img), axis=-1)), scores
         return (params, opt_state), scores
 
     def __call__(self, carry, i, data):
@@ -120,20 +132,21 @@ class _Step:
 def optimize(key, model, variables, objective, params, *, shape, param, transform, optimizer, post=None,
              steps: int, thresholds: Sequence[int] = (), chunk: int = _CHUNK, progress: bool | None = None,
              desc: str = "render", vmapped: bool = False, opt_state=None, checkpoint=None,
-             callback: Callable[[int, float], None] | None = None) -> RenderResult:
+             callback: Callable[[int, float], None] | None = None, importance: bool = False) -> RenderResult:
     """The loop under :func:`render`, from given parameters (what DeepDream's octaves need).
 
     ``params`` are in ``param``'s space for images of ``shape``; with ``vmapped`` every argument but the model
     and variables has a leading objectives axis (keys included). ``opt_state`` defaults to
     ``optimizer.init(params)``. ``checkpoint``: an orbax directory to resume from (:func:`jaxviz.core.loop.run`);
-    ``callback(step, value)`` is called for every step.
+    ``callback(step, value)`` is called for every step; ``importance``: accumulate MACO's transparency map
+    (:attr:`RenderResult.importance`).
     """
     from jaxviz.models import check_names
 
     check_names(objective.layers, model.layers)
     if opt_state is None:
         opt_state = jax.vmap(optimizer.init)(params) if vmapped else optimizer.init(params)
-    step = _Step(model, param, transform, optimizer, post, shape, vmapped)
+    step = _Step(model, param, transform, optimizer, post, shape, vmapped, importance)
     to_image = jax.vmap(lambda p: param.to_image(p, shape)) if vmapped else (lambda p: param.to_image(p, shape))
     wanted = sorted({int(t) for t in thresholds})
     if any(t < 0 or t > steps for t in wanted):
@@ -145,11 +158,18 @@ def optimize(key, model, variables, objective, params, *, shape, param, transfor
             snapshots[done] = np.asarray(to_image(carry[0]))
 
     fingerprint = {"desc": desc, "steps": steps, "shape": list(shape), "key": _digest(key)}
-    out = loop.run(step, (params, opt_state), (variables, objective, key), steps=steps, chunk=chunk,
+    carry = (params, opt_state)
+    if importance:
+        carry = (*carry, jnp.zeros((*params.shape[:1 + vmapped], *shape[1:3]), jnp.float32))
+    out = loop.run(step, carry, (variables, objective, key), steps=steps, chunk=chunk,
                    boundaries=wanted, on_boundary=snapshot, callback=callback, desc=desc, progress=progress,
                    checkpoint=checkpoint, fingerprint=fingerprint)
     params = out.carry[0]
-    return RenderResult(to_image(params), snapshots, out.history, params)
+    saliency = None
+    if importance:
+        total = out.carry[2]
+        saliency = total / jnp.maximum(jnp.max(total, axis=(-2, -1), keepdims=True), 1e-30)
+    return RenderResult(to_image(params), snapshots, out.history, params, saliency)
 
 
 def _digest(key) -> str:
@@ -168,7 +188,7 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
            optimizer: optax.GradientTransformation | None = None, steps: int = 512,
            thresholds: Sequence[int] = (), post: Callable | None = None, chunk: int = _CHUNK,
            progress: bool | None = None, desc: str = "render", checkpoint=None,
-           callback: Callable[[int, float], None] | None = None) -> RenderResult:
+           callback: Callable[[int, float], None] | None = None, importance: bool = False) -> RenderResult:
     """Maximizes ``objective`` over a batch of images.
 
     Args:
@@ -179,7 +199,7 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
             them, as ``diversity`` does).
         size: image side in pixels (default: the model's input size).
         num_images: how many images (seeds) to render.
-        image: optional (H, W, 3) or (B, H, W, 3) start image (``Pixel`` only).
+        image: optional (H, W, 3) or (B, H, W, 3) start image (``Pixel`` or ``Fourier``).
         param: :class:`~jaxviz.synthesis.param.Fourier` (default) or :class:`~jaxviz.synthesis.param.Pixel`.
         transform: random transform per step (default :func:`jaxviz.synthesis.transforms.standard`).
         optimizer: an optax optimizer (default Adam, 0.05). Reuse one object
@@ -192,6 +212,7 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
         progress: show a progress bar (None: only on a terminal).
         checkpoint: an orbax checkpoint directory: a run finding one of the same call resumes from it.
         callback: ``callback(step, objective)`` after every step (an exception stops the run).
+        importance: also return MACO's transparency map (:attr:`RenderResult.importance`).
 
     Returns:
         A :class:`RenderResult`; ``images`` is (B, H, W, 3) in [0, 1].
@@ -211,7 +232,7 @@ def render(key: jax.Array, model, variables, objective: objs.Objective, *, size:
     return optimize(k_loop, model, variables, objective, params, shape=shape, param=param,
                     **_loop_defaults(size, transform, optimizer), post=post, steps=steps, thresholds=thresholds,
                     chunk=chunk, progress=progress, desc=desc, vmapped=False, checkpoint=checkpoint,
-                    callback=callback)
+                    callback=callback, importance=importance)
 
 
 def render_pure(key: jax.Array, model, variables, objective: objs.Objective, *, size: int, num_images: int = 1,
@@ -235,7 +256,7 @@ def render_many(key: jax.Array, model, variables, objectives: Sequence[objs.Obje
                 count: int | None = None, size: int | None = None, num_images: int = 1, param=None,
                 transform=None, optimizer: optax.GradientTransformation | None = None, steps: int = 512,
                 thresholds: Sequence[int] = (), post: Callable | None = None, chunk: int = _CHUNK,
-                progress: bool | None = None, desc: str = "render") -> RenderResult:
+                progress: bool | None = None, desc: str = "render", importance: bool = False) -> RenderResult:
     """:func:`render` vmapped over objectives of one structure (e.g. 16 channels of a layer).
 
     Args:
@@ -260,4 +281,4 @@ def render_many(key: jax.Array, model, variables, objectives: Sequence[objs.Obje
     params = jax.vmap(lambda k: param.init(k, shape))(jax.random.split(k_init, n))
     return optimize(jax.random.split(k_loop, n), model, variables, stacked, params, shape=shape, param=param,
                     **_loop_defaults(size, transform, optimizer), post=post, steps=steps, thresholds=thresholds,
-                    chunk=chunk, progress=progress, desc=desc, vmapped=True)
+                    chunk=chunk, progress=progress, desc=desc, vmapped=True, importance=importance)

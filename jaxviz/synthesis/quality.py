@@ -1,0 +1,111 @@
+"""Is a synthesized picture any good? Two measurable answers: natural-looking, and recognized.
+
+A picture that only the optimized network believes in is an adversarial pattern; a picture that a
+person would call noisy is not what the papers show. Both can be measured:
+
+* :func:`noise_statistics`: how much of an image is pixel-scale noise. The mean absolute difference
+  between neighbouring pixels, and the share of the spectral energy above half the Nyquist frequency
+  (radial frequency > 1/4 cycle per pixel). Natural photos at the same size set the scale:
+  :func:`natural_reference` measures the bundled ones.
+* :func:`recognition`: whether an independent network (one that was not optimized against) puts the
+  intended class in its top 1 and top 5.
+
+Example:
+    >>> stats = noise_statistics(images)                               # doctest: +SKIP
+    >>> ref = natural_reference(images.shape[1])                       # doctest: +SKIP
+    >>> float(stats.neighbour_diff.mean() / ref.neighbour_diff)        # doctest: +SKIP
+    1.2
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "Recognition", "recognition"]
+
+
+class NoiseStatistics(NamedTuple):
+    """Per image (B,) (or one float for :func:`natural_reference`).
+
+    Attributes:
+        neighbour_diff: mean |x[i+1, j] - x[i, j]| and |x[i, j+1] - x[i, j]| over positions and channels,
+            on [0, 1] pixels.
+        high_freq_share: the share of the (mean-removed) image's spectral energy at radial frequencies
+            above half the Nyquist frequency.
+    """
+
+    neighbour_diff: np.ndarray
+    high_freq_share: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _high_mask(h: int, w: int) -> np.ndarray:
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
+    return np.sqrt(fy * fy + fx * fx) > 0.25
+
+
+def noise_statistics(images) -> NoiseStatistics:
+    """:class:`NoiseStatistics` of (B, H, W, 3) (or (H, W, 3)) images in [0, 1], computed in float64 NumPy."""
+    x = np.asarray(images, np.float64)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] < 2 or x.shape[2] < 2:
+        raise ValueError(f"images must be (B, H, W, C) with H, W >= 2, got shape {x.shape}")
+    dy, dx = np.abs(np.diff(x, axis=1)), np.abs(np.diff(x, axis=2))
+    diff = (dy.sum(axis=(1, 2, 3)) + dx.sum(axis=(1, 2, 3))) / (dy[0].size + dx[0].size)
+    centred = x - x.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(centred, axes=(1, 2))) ** 2
+    total = power.sum(axis=(1, 2, 3))
+    high = (power * _high_mask(*x.shape[1:3])[None, :, :, None]).sum(axis=(1, 2, 3))
+    return NoiseStatistics(diff, high / np.maximum(total, 1e-30))
+
+
+@functools.lru_cache(maxsize=8)
+def natural_reference(size: int, names: Sequence[str] | None = None) -> NoiseStatistics:
+    """The mean :func:`noise_statistics` of natural photos at ``size`` px (resized on the short side and
+    centre-cropped, as every bundled sample): scikit-image's photos by default (:data:`jaxviz.io.image.SAMPLES`)."""
+    from jaxviz.io import image
+
+    photos = np.stack([image.sample(n, size) for n in (names or image.SAMPLES)])
+    s = noise_statistics(photos)
+    return NoiseStatistics(float(s.neighbour_diff.mean()), float(s.high_freq_share.mean()))
+
+
+class Recognition(NamedTuple):
+    """Per image (B,): ``top1`` (bool), ``top5`` (bool), ``rank`` (0 = the judge's first choice) and ``prob``
+    (the judge's softmax probability of the intended class); ``judge``: the judging model's name."""
+
+    top1: np.ndarray
+    top5: np.ndarray
+    rank: np.ndarray
+    prob: np.ndarray
+    judge: str
+
+
+def recognition(judge, judge_variables, images, classes) -> Recognition:
+    """Whether ``judge`` (a network that was not optimized against) sees ``classes`` in ``images``.
+
+    Args:
+        judge, judge_variables: any jaxviz model and its weights.
+        images: (B, H, W, 3) in [0, 1]; resized (bilinear) to the judge's input size.
+        classes: (B,) the intended class of each image.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(images, jnp.float32)
+    classes = np.asarray(classes, np.int64).reshape(-1)
+    if x.ndim != 4 or x.shape[0] != classes.shape[0]:
+        raise ValueError(f"images (B, H, W, 3) and one class per image expected, got {x.shape} and "
+                         f"{classes.shape[0]} classes")
+    size = judge.input_size
+    x = jax.image.resize(x, (x.shape[0], size, size, 3), "bilinear")
+    logits = np.asarray(jax.jit(judge.apply)(judge_variables, x), np.float64)
+    rank = (logits > logits[np.arange(len(classes)), classes][:, None]).sum(axis=1)
+    prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob = prob[np.arange(len(classes)), classes] / prob.sum(axis=1)
+    return Recognition(rank == 0, rank < 5, rank, prob, judge.name)
