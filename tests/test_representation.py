@@ -150,7 +150,8 @@ def test_pca_and_tsne_separate_two_blobs_and_scatter_draws_them():
 def test_top_patches_are_receptive_field_crops_at_the_maxima():
     model, variables = tiny_model(32)
     images = np.random.default_rng(3).uniform(size=(12, 32, 32, 3)).astype(np.float32)
-    p = patches.top_patches(model, variables, images, "conv2", channel=1, k=4, batch_size=5)
+    p = patches.top_patches(model, variables, images, "conv2", channel=1, k=4, batch_size=5, inside=False,
+                            distinct=None)
     _, acts = model.apply(variables, jnp.asarray(images), capture=("conv2",))
     a = np.asarray(acts["conv2"][..., 1])
     best = a.reshape(12, -1).max(1)
@@ -165,6 +166,23 @@ def test_top_patches_are_receptive_field_crops_at_the_maxima():
     grey = patches.crop(images[0], -3, 30, 5)
     assert np.all(grey[:3] == 0.5) and np.all(grey[:, 2:] == 0.5)
     np.testing.assert_array_equal(grey[3:, :2], images[0][:2, 30:32])
+
+
+def test_top_patches_stay_inside_and_skip_near_duplicates():
+    model, variables = tiny_model(32)
+    images = np.random.default_rng(4).uniform(size=(6, 32, 32, 3)).astype(np.float32)
+    again = np.clip(images + 0.01 * np.random.default_rng(5).normal(size=images.shape), 0, 1).astype(np.float32)
+    twice = np.concatenate([images, again])  # each image again with a little noise: a near-duplicate
+    field = models.receptive_field(model, "conv2", 32)
+    p = patches.top_patches(model, variables, twice, "conv2", channel=1, k=6)
+    assert sorted(int(i) % 6 for i in p.index) == list(range(6))  # one patch per picture, never its copy
+    for y, x in zip(p.y, p.x, strict=True):
+        top, left = field.offset + y * field.stride, field.offset + x * field.stride
+        assert 0 <= top and top + field.size <= 32 and 0 <= left and left + field.size <= 32
+    every = patches.top_patches(model, variables, twice, "conv2", channel=1, k=12, distinct=None)
+    assert len(every.index) == 12
+    with pytest.raises(ValueError, match="distinct"):
+        patches.top_patches(model, variables, twice, "conv2", channel=1, distinct=2.0)
 
 
 def test_digits_neighbours_agree_far_more_in_feature_space(capsys):

@@ -100,15 +100,18 @@ def sample(name: str, size: int | None = None) -> np.ndarray:
 
 
 def sample_crops(per_image: int = 6, size: int = 128, seed: int = 0) -> np.ndarray:
-    """Random 160 px crops of every bundled picture (photos, textures, styles) from 320 px versions, resized
-    to ``size``: (9 * per_image, size, size, 3), a small data set for data-set tools without a download."""
+    """Random square crops of every bundled picture (photos, textures, styles) from 320 px versions, each a
+    random quarter to three quarters of the side and mirrored at random, resized to ``size``:
+    (9 * per_image, size, size, 3), a small, varied data set for data-set tools without a download."""
     rng = np.random.default_rng(seed)
     crops = []
     for name in SAMPLES + TEXTURES + STYLES:
         big = sample(name, 320)
         for _ in range(per_image):
-            top, left = rng.integers(0, 160, 2)
-            crops.append(resize(big[top:top + 160, left:left + 160], size, size))
+            side = int(rng.integers(80, 241))
+            top, left = rng.integers(0, 320 - side + 1, 2)
+            piece = resize(big[top:top + side, left:left + side], size, size)
+            crops.append(piece[:, ::-1] if rng.random() < 0.5 else piece)
     return np.stack(crops)
 
 

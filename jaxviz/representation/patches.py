@@ -1,10 +1,13 @@
 """Maximally activating patches: for one channel, the data-set crops that excite it most.
 
 For every image, the channel's strongest position in the layer's map is found
-(one jitted, batched pass); the top ``k`` images' positions are mapped back to
-the input through the layer's receptive field (:func:`jaxviz.models.receptive_field`:
-size, stride and offset, measured on the network) and cropped, padded with grey
-where the field hangs over the border.
+(one jitted, batched pass), among the positions whose receptive field lies
+inside the image (a field hanging over the border would be half grey padding);
+the top images' positions are mapped back to the input through the layer's
+receptive field (:func:`jaxviz.models.receptive_field`: size, stride and offset,
+measured on the network) and cropped. A patch that nearly repeats one already
+chosen (overlapping crops of one photo) is skipped, so ``k`` patches show ``k``
+different things.
 
 Example:
     >>> p = top_patches(model, variables, photos, "blocks.4", channel=7, k=8)  # doctest: +SKIP
@@ -37,9 +40,10 @@ class Patches(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
-def _strongest(variables, images, channel, *, model, layer):
+def _strongest(variables, images, channel, allowed, *, model, layer):
     _, acts = model.apply(variables, images, capture=(layer,))
     a = jnp.take(acts[layer], channel, axis=-1)  # (B, h, w)
+    a = jnp.where(allowed, a, -jnp.inf)
     flat = a.reshape(a.shape[0], -1)
     pos = jnp.argmax(flat, axis=1)
     return jnp.max(flat, axis=1), pos // a.shape[2], pos % a.shape[2]
@@ -55,10 +59,35 @@ def crop(img: np.ndarray, top: int, left: int, size: int, fill: float = 0.5) -> 
     return out
 
 
+def _inside(field, map_h: int, map_w: int, h: int, w: int) -> np.ndarray:
+    """(map_h, map_w) bool: positions whose receptive field lies within an h x w image."""
+    top = field.offset + np.arange(map_h) * field.stride
+    left = field.offset + np.arange(map_w) * field.stride
+    return ((top >= 0) & (top + field.size <= h))[:, None] & ((left >= 0) & (left + field.size <= w))[None, :]
+
+
+def _similar(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two patches' pixels (1: the same picture up to brightness and contrast)."""
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
 def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, batch_size: int = 64,
-                field=None) -> Patches:
-    """The ``k`` images of ``images`` (N, H, W, 3) whose strongest ``channel`` response at ``layer`` is
-    highest, each cropped to the receptive field around that position (``batch_size`` images per forward pass)."""
+                field=None, inside: bool = True, distinct: float | None = 0.8) -> Patches:
+    """Up to ``k`` crops of ``images`` (N, H, W, 3) that excite ``channel`` at ``layer`` most, one per image.
+
+    Args:
+        k: how many patches (fewer when fewer images have a distinct one).
+        batch_size: images per forward pass.
+        field: the layer's receptive field (default: measured, :func:`jaxviz.models.receptive_field`).
+        inside: only positions whose receptive field lies inside the image (no grey padding); where no
+            position's does (a field larger than the image), every position counts.
+        distinct: skip a patch whose pixels correlate above this with a patch already chosen (the same region
+            in two overlapping crops); None keeps every image's.
+
+    Returns:
+        :class:`Patches`, strongest first; each patch the receptive field around its image's strongest position.
+    """
     from jaxviz.models import check_names, receptive_field
 
     check_names(layer, model.layers)
@@ -66,15 +95,29 @@ def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, 
     n, size = len(images), images.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
+    if distinct is not None and not -1 <= distinct <= 1:
+        raise ValueError(f"distinct must be a correlation in [-1, 1] or None, got {distinct}")
     field = field or receptive_field(model, layer, size)
+    shape = jax.eval_shape(lambda x: model.apply(variables, x, capture=(layer,))[1][layer], images[:1]).shape
+    allowed = _inside(field, shape[1], shape[2], *images.shape[1:3]) if inside else np.ones(shape[1:3], bool)
+    if not allowed.any():
+        allowed = np.ones(shape[1:3], bool)
     values, ys, xs = [], [], []
     for s in range(0, n, batch_size):
-        v, y, x = _strongest(variables, jnp.asarray(images[s:s + batch_size]), channel, model=model, layer=layer)
+        v, y, x = _strongest(variables, jnp.asarray(images[s:s + batch_size]), channel, jnp.asarray(allowed),
+                             model=model, layer=layer)
         values.append(np.asarray(v))
         ys.append(np.asarray(y))
         xs.append(np.asarray(x))
     values, ys, xs = np.concatenate(values), np.concatenate(ys), np.concatenate(xs)
-    best = np.argsort(-values, kind="stable")[:k]
-    crops = [crop(images[i], field.offset + ys[i] * field.stride, field.offset + xs[i] * field.stride, field.size)
-             for i in best]
+    chosen, crops = [], []
+    for i in np.argsort(-values, kind="stable"):
+        patch = crop(images[i], field.offset + ys[i] * field.stride, field.offset + xs[i] * field.stride, field.size)
+        if distinct is not None and any(_similar(patch, c) > distinct for c in crops):
+            continue
+        chosen.append(i)
+        crops.append(patch)
+        if len(chosen) == k:
+            break
+    best = np.asarray(chosen)
     return Patches(np.stack(crops), best, ys[best], xs[best], values[best], field)
