@@ -104,3 +104,21 @@ def test_render_with_crops_and_importance():
                               importance=True, progress=False)
     assert many.images.shape == (2, 1, 16, 16, 3) and many.importance.shape == (2, 1, 16, 16)
     assert np.isfinite(many.history[-1][1]) and float(many.importance.max()) == pytest.approx(1.0)
+
+
+def test_style_checks_known_answers():
+    from jaxviz.io import image
+
+    rng = np.random.default_rng(0)
+    photo = image.sample("chelsea", 64)
+    assert quality.luminance_ssim(photo, photo) == pytest.approx(1.0)
+    assert quality.luminance_ssim(photo, np.clip(photo + rng.normal(0, 0.3, photo.shape), 0, 1)) < 0.5
+    red, blue = np.zeros((8, 8, 3)), np.zeros((8, 8, 3))
+    red[..., 0], blue[..., 2] = 1.0, 1.0
+    assert quality.colour_distance(photo, photo) == 0 and quality.colour_distance(red, blue) == 1.0
+    grey = np.full((100, 100, 3), 0.5)
+    assert quality.largest_saturated_region(grey) == 0.0
+    blob = grey.copy()
+    blob[10:30, 10:30] = (0.1, 0.2, 0.95)  # a 20 x 20 saturated blue square: 4% of the image
+    blob[60:70, 60:70] = (0.95, 0.1, 0.1)  # and a smaller red one
+    assert quality.largest_saturated_region(blob) == pytest.approx(0.04)

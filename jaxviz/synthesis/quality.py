@@ -10,6 +10,10 @@ person would call noisy is not what the papers show. Both can be measured:
 * :func:`recognition`: whether an independent network (one that was not optimized against) puts the
   intended class in its top 1 and top 5.
 
+And for stylized photos, whether the content survived and the style arrived without artefacts:
+:func:`luminance_ssim` (structure kept), :func:`colour_distance` (whose colours it has), and
+:func:`largest_saturated_region` (a saturated blob, the failure of a badly trained stylizer).
+
 Example:
     >>> stats = noise_statistics(images)                               # doctest: +SKIP
     >>> ref = natural_reference(images.shape[1])                       # doctest: +SKIP
@@ -25,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "Recognition", "recognition"]
+__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "Recognition", "recognition",
+           "luminance_ssim", "colour_distance", "largest_saturated_region"]
 
 
 class NoiseStatistics(NamedTuple):
@@ -109,3 +114,58 @@ def recognition(judge, judge_variables, images, classes) -> Recognition:
     prob = np.exp(logits - logits.max(axis=1, keepdims=True))
     prob = prob[np.arange(len(classes)), classes] / prob.sum(axis=1)
     return Recognition(rank == 0, rank < 5, rank, prob, judge.name)
+
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _one(image, what: str) -> np.ndarray:
+    x = np.asarray(image, np.float64)
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise ValueError(f"{what}: expected one (H, W, 3) image, got shape {x.shape}")
+    return x
+
+
+def luminance_ssim(a, b) -> float:
+    """SSIM (scikit-image's, 7 px window) between the luminances (Rec. 601) of two (H, W, 3) images in [0, 1]."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _one(a, "a"), _one(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
+    return float(structural_similarity(a @ _LUMA, b @ _LUMA, data_range=1.0))
+
+
+def colour_distance(a, b, bins: int = 8) -> float:
+    """Total-variation distance (0: same, 1: disjoint) between the RGB colour histograms (``bins`` per channel)
+    of two images in [0, 1] (any sizes)."""
+
+    def hist(x):
+        h, _ = np.histogramdd(np.clip(x.reshape(-1, 3), 0, 1), bins=bins, range=[(0, 1)] * 3)
+        return h.ravel() / h.sum()
+
+    return float(0.5 * np.abs(hist(_one(a, "a")) - hist(_one(b, "b"))).sum())
+
+
+def largest_saturated_region(image, saturation: float = 0.8, value: float = 0.25, hue_tolerance: float = 30.0
+                             ) -> float:
+    """The share of the image covered by its largest connected region of one saturated colour.
+
+    A pixel is saturated when its HSV saturation exceeds ``saturation`` and its value exceeds ``value``;
+    neighbouring saturated pixels belong to one region when their hues differ by at most ``hue_tolerance``
+    degrees from the region's seed colour (hue quantized to that width).
+    """
+    from scipy import ndimage
+    from skimage.color import rgb2hsv
+
+    hsv = rgb2hsv(np.clip(_one(image, "image"), 0, 1))
+    hot = (hsv[..., 1] > saturation) & (hsv[..., 2] > value)
+    if not hot.any():
+        return 0.0
+    hue_bin = np.floor(hsv[..., 0] * 360.0 / hue_tolerance).astype(int)
+    largest = 0
+    for b in np.unique(hue_bin[hot]):
+        labels, count = ndimage.label(hot & (hue_bin == b))
+        if count:
+            largest = max(largest, int(np.bincount(labels.ravel())[1:].max()))
+    return largest / hot.size
