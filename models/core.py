@@ -38,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
-from . import interpret
+from . import interpret, layers
 
 __all__ = ["Model", "ModelLike", "Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD", "check_names", "bn_inputs",
            "Replace"]
@@ -256,7 +256,7 @@ class Model:
         if not wanted and not perturb and self.relu_rule is None and not self.op_rules:
             logits = self.forward(variables, x)
             return logits if capture is None else (logits, {})
-        graph = self._graph(variables, x)
+        graph = self._graph(variables, x, plain=bool(self.op_rules))
         where = {name: self._value(graph, name) for name in (*wanted, *(perturb or {}))}
         deltas: dict = {}
         for name, delta in (perturb or {}).items():
@@ -279,7 +279,7 @@ class Model:
         inner = self._inner(x)
         if self.relu_rule is None and not self.op_rules and affine is None and sums is None:
             return self.forward(variables, inner)
-        graph = self._graph(variables, inner)
+        graph = self._graph(variables, inner, plain=bool(self.op_rules) or affine is not None or sums is not None)
         logits, _ = interpret.run(graph, (variables, inner), rule=self.relu_rule, ops=dict(self.op_rules),
                                   affine=affine, sums=sums)
         return logits
@@ -294,9 +294,20 @@ class Model:
 
     # ------------------------------------------------------------------------------------ helpers
 
-    def _graph(self, variables, x) -> interpret.Graph:
-        """The forward pass traced on preprocessed ``x`` (or its shape), in the network's layout."""
-        return interpret.trace(self.forward, (variables, x), naming=self.naming)
+    def _graph(self, variables, x, plain: bool = False) -> interpret.Graph:
+        """The forward pass traced on preprocessed ``x`` (or its shape), in the network's layout.
+
+        ``plain``: the ports' convolutions traced as convolutions (``layers.FAST_CPU`` off), for op and
+        affine-layer rules that read them (a 1x1 convolution computed as a matrix product would read as a dense
+        layer).
+        """
+        if not plain:
+            return interpret.trace(self.forward, (variables, x), naming=self.naming)
+        token = layers.FAST_CPU.set("off")
+        try:
+            return interpret.trace(self.forward, (variables, x), naming=self.naming)
+        finally:
+            layers.FAST_CPU.reset(token)
 
     def _value(self, graph: interpret.Graph, name: str):
         path = dict(self.aliases).get(name, name)

@@ -12,6 +12,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from . import interpret
 
@@ -19,12 +20,54 @@ from . import interpret
 _he_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
 
 
+#: The CPU formulations of the ports' operations (:func:`conv_op`): ``"auto"`` uses them where JAX's default
+#: backend is the CPU, ``"on"``/``"off"`` everywhere / nowhere. Read while tracing; :meth:`Model.apply` traces with
+#: ``"off"`` where op or affine-layer rules (DeepLIFT, LRP) must see every convolution as one convolution.
+FAST_CPU = contextvars.ContextVar("jaxviz_fast_cpu", default="auto")
+interpret.TRACE_CONTEXT.append(FAST_CPU)  # a forward traced with one setting is not reused under another
+
+
+def fast_cpu() -> bool:
+    """Whether :data:`FAST_CPU` selects the CPU formulations for what is traced now."""
+    mode = FAST_CPU.get()
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"FAST_CPU must be 'auto', 'on' or 'off', got {mode!r}")
+    return mode == "on" or (mode == "auto" and jax.default_backend() == "cpu")
+
+
+def conv_op(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+            feature_group_count=1, precision=None):
+    """``lax.conv_general_dilated`` as ``nn.Conv`` calls it; on the CPU (:func:`fast_cpu`) a 1x1 convolution is a
+    matrix product over the channels (of the strided pixels).
+
+    XLA:CPU runs a 1x1 convolution 1.3-2x slower than the same product written as a ``dot_general``, forward
+    and input gradient alike (benchmarks/README.md, "CPU profile"); the values are the same up to summation
+    order. Other convolutions are left to ``lax.conv_general_dilated``.
+    """
+    nd = lhs.ndim
+    dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    channels_last = (dn.lhs_spec[:2] == (0, nd - 1) and dn.out_spec[:2] == (0, nd - 1)
+                     and dn.rhs_spec[:2] == (nd - 1, nd - 2))
+    pads = lax.padtype_to_pads(lhs.shape[1:-1], rhs.shape[:-2], window_strides, padding) if isinstance(
+        padding, str) else padding
+    if (fast_cpu() and channels_last and feature_group_count == 1 and all(k == 1 for k in rhs.shape[:-2])
+            and all(tuple(p) == (0, 0) for p in pads) and all(d == 1 for d in (lhs_dilation or ()))
+            and all(d == 1 for d in (rhs_dilation or ()))):
+        if any(s != 1 for s in window_strides):
+            lhs = lhs[(slice(None), *(slice(None, None, s) for s in window_strides))]
+        kernel = rhs.reshape(rhs.shape[-2:])
+        return lax.dot_general(lhs, kernel, (((nd - 1,), (0,)), ((), ())), precision=precision)
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                                    feature_group_count, precision=precision)
+
+
 def conv(features: int, kernel: int, stride: int = 1, padding: int | str = 0, *, groups: int = 1,
          bias: bool = False, name: str | None = None) -> nn.Conv:
-    """A 2-D convolution laid out like ``torch.nn.Conv2d``."""
+    """A 2-D convolution laid out like ``torch.nn.Conv2d`` (computed by :func:`conv_op`)."""
     pad = padding if isinstance(padding, str) else ((padding, padding), (padding, padding))
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=pad,
-                   feature_group_count=groups, use_bias=bias, kernel_init=_he_fan_out, name=name)
+                   feature_group_count=groups, use_bias=bias, kernel_init=_he_fan_out, conv_general_dilated=conv_op,
+                   name=name)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
