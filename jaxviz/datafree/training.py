@@ -20,7 +20,7 @@ import optax
 
 from jaxviz.core import loop
 
-__all__ = ["fit", "shift", "adam_cosine", "FitResult", "DEFAULT_BATCH_SIZE", "DEFAULT_LR"]
+__all__ = ["fit", "shift", "distillation_loss", "adam_cosine", "FitResult", "DEFAULT_BATCH_SIZE", "DEFAULT_LR"]
 
 _CHUNK = 50
 DEFAULT_BATCH_SIZE = 64
@@ -42,7 +42,9 @@ def shift(key: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
     return jax.vmap(lambda x, o: jnp.roll(x, (o[0], o[1]), axis=(0, 1)))(images, offsets)
 
 
-def _loss(params, batch_stats, x, targets, *, model, temperature):
+def distillation_loss(params, batch_stats, x, targets, *, model, temperature):
+    """Cross-entropy of the student's temperature-softened outputs with ``targets`` (B, C) distributions, scaled
+    by ``temperature ** 2``, BatchNorm in training mode: ``(loss, new batch_stats)``."""
     logits, updates = model.module.apply({"params": params, "batch_stats": batch_stats}, model.preprocessing(x),
                                          train=True, mutable=["batch_stats"])
     log_p = jax.nn.log_softmax(logits / temperature)
@@ -58,8 +60,8 @@ def _step(carry, i, data, *, model, tx, batch_size, temperature, max_shift, teac
         t = data["targets"][idx]
     else:
         t = jax.nn.softmax(jax.lax.stop_gradient(teacher.apply(data["teacher_variables"], x)) / temperature)
-    (loss, stats), g = jax.value_and_grad(_loss, has_aux=True)(variables["params"], variables["batch_stats"], x, t,
-                                                               model=model, temperature=temperature)
+    (loss, stats), g = jax.value_and_grad(distillation_loss, has_aux=True)(
+        variables["params"], variables["batch_stats"], x, t, model=model, temperature=temperature)
     updates, opt_state = tx.update(g, opt_state, variables["params"])
     return ({"params": optax.apply_updates(variables["params"], updates), "batch_stats": stats}, opt_state), loss
 
