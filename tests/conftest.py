@@ -185,6 +185,7 @@ PART_SECONDS = {
     "test_interrupt.py": 120, "test_style.py": 110, "test_adapters.py[jax_resnet]": 80,
     "test_lrp_parity.py[vgg16]": 68, "test_adapters.py[haiku]": 60,
     "test_run.py": 150, "test_covpool.py": 110,  # measured alone on a busy machine (their first session)
+    "test_generator_incremental.py": 190,  # measured alone under a load average of 9 on 2 cores (its first session)
 }
 
 

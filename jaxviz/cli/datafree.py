@@ -1,4 +1,5 @@
-"""The data-free commands: ``deepinversion`` (images from BatchNorm statistics) and ``distill`` (digits)."""
+"""The data-free commands: ``deepinversion`` (images from BatchNorm statistics), ``distill`` and ``incremental``
+(digits)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,16 @@ from jaxviz.cli._common import (
 
 #: the CLI's DeepInversion run: short enough for 10 classes in minutes on 2 CPU cores (see the README).
 DEEPINVERSION_STEPS = 300
-DEEPINVERSION_LR = 0.1
+DEEPINVERSION_PARAMS = ("maco", "pixel", "fourier")
 #: the digits experiment's defaults (jaxviz.experiments.digits_distill.DigitsConfig; a test keeps them equal).
-DIGITS = {"images_per_class": 40, "di_steps": 300, "student_steps": 2000, "teacher_steps": 500}
+DIGITS = {"images_per_class": 40, "di_steps": 300, "student_steps": 2000, "teacher_steps": 500,
+          "generator_rounds": 20}
+#: ``--synth``'s choices (jaxviz.experiments.digits_distill.SYNTHS) and the incremental splits
+#: (jaxviz.experiments.digits_incremental.TASKS); a test keeps them equal.
+SYNTHS = ("deepinversion", "generator")
+TASKS = (2, 5)
+#: the incremental experiment's defaults (jaxviz.experiments.digits_incremental.IncrementalConfig).
+INCREMENTAL = {"images_per_class": 20, "di_steps": 200, "generator_rounds": 20, "steps": 300}
 
 
 def _class_list(text: str, model) -> list[int]:
@@ -57,6 +65,7 @@ def check_deepinversion(args) -> None:
 
 
 def cmd_deepinversion(args) -> None:
+    import dataclasses
     import shutil
     import time
     from pathlib import Path
@@ -73,7 +82,14 @@ def cmd_deepinversion(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / ".deepinversion_checkpoint"
-    settings = di.Settings(lr=args.lr)
+    settings = di.recommended(model)
+    if args.param is not None:
+        from jaxviz.synthesis import param
+
+        settings = dataclasses.replace(settings, param={"pixel": None, "maco": param.Maco(),
+                                                        "fourier": param.Fourier()}[args.param])
+    if args.lr is not None:
+        settings = dataclasses.replace(settings, lr=args.lr)
     start = time.perf_counter()
     result = di.deepinversion(key(args), model, variables, targets, size=size, steps=args.steps, settings=settings,
                               checkpoint=checkpoint, progress=None)
@@ -87,7 +103,9 @@ def cmd_deepinversion(args) -> None:
         rows.append({"file": name, "target": cls, "label": label(model, cls),
                      "target_prob": float(next((p["prob"] for p in top if p["class"] == cls), 0.0)),
                      "top5": [p["class"] for p in top]})
-    summary = {"model": model.name, "size": size, "steps": args.steps, "seed": args.seed, "lr": args.lr,
+    param = "pixel" if settings.param is None else type(settings.param).__name__.lower()
+    summary = {"model": model.name, "size": size, "steps": args.steps, "seed": args.seed, "lr": settings.lr,
+               "param": param,
                "seconds": round(seconds, 3), "final_loss": result.history[-1][1], "resumed_from": result.resumed_from,
                "images": rows}
     tmp = out / ".summary.json.tmp"
@@ -110,16 +128,43 @@ def cmd_distill(args) -> None:
 
     from jaxviz.experiments import digits_distill
 
-    config = digits_distill.DigitsConfig(images_per_class=args.images_per_class, di_steps=args.di_steps,
+    config = digits_distill.DigitsConfig(images_per_class=args.images_per_class, synth=args.synth,
+                                         di_steps=args.di_steps, generator_rounds=args.rounds,
                                          student_steps=args.student_steps, teacher_steps=args.teacher_steps)
     result = digits_distill.run(jax.random.key(args.seed), config, progress=None,
                                 log=lambda line: print(line, file=sys.stderr))
-    keys = ("student_acc", "noise_baseline_acc", "teacher_acc")
+    keys = ("synth", "student_acc", "noise_baseline_acc", "teacher_acc", "synthesis_seconds")
+    if args.synth == "deepinversion":
+        tail = (f"Adaptive DeepInversion diversity {result['diversity_adi']:.4f} vs {result['diversity_di']:.4f}")
+    else:
+        tail = f"the generator's co-trained student {result.get('cotrained_student_acc', float('nan')):.3f}"
     report(args, {k: result[k] for k in keys},
-           f"teacher {result['teacher_acc']:.3f}, student distilled on DeepInversion images "
-           f"{result['student_acc']:.3f}, on Gaussian noise {result['noise_baseline_acc']:.3f} "
-           f"(held-out real digits); Adaptive DeepInversion diversity {result['diversity_adi']:.4f} vs "
-           f"{result['diversity_di']:.4f}")
+           f"teacher {result['teacher_acc']:.3f}, student distilled on {args.synth} images "
+           f"{result['student_acc']:.3f} (synthesized in {result['synthesis_seconds']:.1f} s), on Gaussian noise "
+           f"{result['noise_baseline_acc']:.3f} (held-out real digits); {tail}")
+
+
+def check_incremental(args) -> None:
+    if not args.digits:
+        raise ValueError("incremental runs the digits experiment: pass --digits")
+
+
+def cmd_incremental(args) -> None:
+    import dataclasses
+
+    import jax
+
+    from jaxviz.experiments import digits_incremental as inc
+
+    config = inc.IncrementalConfig(tasks=args.tasks, images_per_class=args.images_per_class,
+                                   di_steps=args.di_steps, generator_rounds=args.rounds,
+                                   settings=dataclasses.replace(inc.IncrementalConfig().settings, steps=args.steps))
+    result = inc.run(jax.random.key(args.seed), config, log=lambda line: print(line, file=sys.stderr))
+    summary = {"tasks": args.tasks, "seed": args.seed, "methods": result}
+    lines = [f"{m}: final accuracy {r['final_acc']:.3f} over all 10 digits (per task "
+             f"{', '.join(f'{a:.2f}' for a in r['per_task'])}; synthesis {r['synthesis_seconds']:.1f} s)"
+             for m, r in result.items()]
+    report(args, summary, f"{args.tasks} tasks, seed {args.seed}:\n" + "\n".join(lines))
 
 
 def register(sub) -> None:
@@ -133,22 +178,47 @@ def register(sub) -> None:
     p.add_argument("--size", type=SIZE, default=None, help="image side in pixels, even (default: the model's)")
     p.add_argument("--steps", type=STEPS, default=DEEPINVERSION_STEPS,
                    help=f"optimizer steps (default {DEEPINVERSION_STEPS}; the paper's setting is 2000)")
-    p.add_argument("--lr", type=number(above=0), default=DEEPINVERSION_LR, help="peak learning rate")
+    p.add_argument("--lr", type=number(above=0), default=None,
+                   help="peak learning rate (default: the model family's, 0.25 with MACO, 0.1 with pixels)")
+    p.add_argument("--param", choices=DEEPINVERSION_PARAMS, default=None,
+                   help="what is optimized (default: the model family's: maco for EfficientNet-Lite, whose pixels "
+                        "come out covered in colour noise; pixel, the paper's, for the others)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (same seed, same pictures)")
     p.add_argument("--out", required=True, help="folder for {index:03d}_{class}.png and summary.json; an interrupted "
                                                 "run resumes from its checkpoint there")
     p.add_argument("--json", action="store_true", help="print summary.json's content")
     p.set_defaults(func=cmd_deepinversion, check=check_deepinversion, resumes=True)
 
-    p = sub.add_parser("distill", help="data-free distillation: a student learns from DeepInversion images only",
-                       epilog=examples("jaxviz distill --digits", "jaxviz distill --digits --images-per-class 10 "
-                                                                  "--student-steps 500 --json"))
+    p = sub.add_parser("distill", help="data-free distillation: a student learns from synthesized images only",
+                       epilog=examples("jaxviz distill --digits", "jaxviz distill --digits --synth generator --json",
+                                       "jaxviz distill --digits --images-per-class 10 --student-steps 500 --json"))
     p.add_argument("--digits", action="store_true", help="the scikit-learn digits experiment (the one offered)")
+    p.add_argument("--synth", choices=SYNTHS, default="deepinversion",
+                   help="what synthesizes the images: DeepInversion, or Fast-DFKD's meta-learned generator")
     p.add_argument("--images-per-class", type=integer(1, 10_000), default=DIGITS["images_per_class"],
                    help="synthesized images per digit")
     p.add_argument("--di-steps", type=STEPS, default=DIGITS["di_steps"], help="DeepInversion steps")
+    p.add_argument("--rounds", type=STEPS, default=DIGITS["generator_rounds"], help="generator synthesis rounds")
     p.add_argument("--student-steps", type=STEPS, default=DIGITS["student_steps"], help="distillation steps")
     p.add_argument("--teacher-steps", type=STEPS, default=DIGITS["teacher_steps"], help="teacher training steps")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    p.add_argument("--json", action="store_true", help='print {"student_acc", "noise_baseline_acc", "teacher_acc"}')
+    p.add_argument("--json", action="store_true", help='print {"synth", "student_acc", "noise_baseline_acc", '
+                                                       '"teacher_acc", "synthesis_seconds"}')
     p.set_defaults(func=cmd_distill, check=check_distill)
+
+    p = sub.add_parser("incremental", help="data-free class-incremental learning on the digits: fine-tuning, "
+                                           "DeepInversion replay, Always Be Dreaming, joint training",
+                       epilog=examples("jaxviz incremental --digits --tasks 2 --json",
+                                       "jaxviz incremental --digits --tasks 5 --seed 1"))
+    p.add_argument("--digits", action="store_true", help="the scikit-learn digits experiment (the one offered)")
+    p.add_argument("--tasks", type=int, choices=TASKS, default=2, help="2 tasks (0-4, 5-9) or 5 tasks of 2 digits")
+    p.add_argument("--steps", type=STEPS, default=INCREMENTAL["steps"], help="training steps per task")
+    p.add_argument("--images-per-class", type=integer(1, 10_000), default=INCREMENTAL["images_per_class"],
+                   help="synthesized replay images per old digit")
+    p.add_argument("--di-steps", type=STEPS, default=INCREMENTAL["di_steps"], help="DeepInversion steps per replay")
+    p.add_argument("--rounds", type=STEPS, default=INCREMENTAL["generator_rounds"],
+                   help="generator rounds per replay (ABD's synthesis)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--json", action="store_true", help='print {"tasks", "seed", "methods": {METHOD: {"final_acc", '
+                                                       '"per_task", "after_task", "synthesis_seconds"}}}')
+    p.set_defaults(func=cmd_incremental, check=check_incremental)
