@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from jaxviz.cli import _interrupt, attribution, datafree, experiments, metrics, models, run, style, synthesis
 from jaxviz.cli._common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
-from jaxviz.cli.datafree import DEEPINVERSION_LR, DEEPINVERSION_STEPS
+from jaxviz.cli.datafree import DEEPINVERSION_PARAMS, DEEPINVERSION_STEPS
 
 __all__ = ["main", "entry", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED", "DEEPINVERSION_STEPS",
-           "DEEPINVERSION_LR", "FAMILIES"]
+           "DEEPINVERSION_PARAMS", "FAMILIES"]
 
 #: the command modules, in the order ``jaxviz --help`` lists their commands.
 FAMILIES = (models, attribution, metrics, run, synthesis, datafree, style, experiments)

@@ -144,9 +144,12 @@ def _classviz(ctx):
     r = classviz.class_visualization(ctx.key, ctx.model, ctx.variables, classes, steps=ctx.steps(96),
                                      size=ctx.size, progress=ctx.progress)
     names = imagenet_labels()
-    return image.grid(list(np.asarray(r.images[:, 0])), [names[c] for c in classes], cols=3), \
-        "Class-model visualizations (Fourier parameterization, Lucid transforms)", "fc (logits)", \
-        f"{ctx.steps(96)} Adam steps, {ctx.size} px"
+    pictures, importance = np.asarray(r.images[:, 0]), np.asarray(r.importance[:, 0])
+    faded = [plot.transparent(x, m) for x, m in zip(pictures, importance, strict=True)]
+    return image.grid([*pictures, *faded], [names[c] for c in classes] + ["importance"] * 3, cols=3), \
+        "Class-model visualizations by MACO (phase only under photos' magnitude, random crops); below, each " \
+        "seen through its importance map", "fc (logits)", \
+        f"{ctx.steps(96)} NAdam steps, {classviz.MACO_CROPS.count} crops each, {ctx.size} px"
 
 
 def _fool(ctx):
@@ -177,13 +180,15 @@ def _inversion(ctx):
 def _deepinversion(ctx):
     from jaxviz.datafree import deepinversion as di
 
-    classes = [130, 949]
+    classes = [1, 309, 717]
+    settings = di.recommended(ctx.model)
     r = di.deepinversion(ctx.key, ctx.model, ctx.variables, classes, size=ctx.size, steps=ctx.steps(150),
-                         settings=di.Settings(lr=0.1), progress=ctx.progress)
+                         settings=settings, progress=ctx.progress)
     names = imagenet_labels()
-    return image.grid(list(np.asarray(r.images)), [names[c] for c in classes], cols=2), \
+    param = "pixels" if settings.param is None else f"{type(settings.param).__name__} parameterization"
+    return image.grid(list(np.asarray(r.images)), [names[c] for c in classes], cols=3), \
         "DeepInversion: classes from the BatchNorm statistics alone", "every BatchNorm input + fc", \
-        f"{ctx.steps(150)} steps, lr 0.1, {ctx.size} px"
+        f"{ctx.steps(150)} steps, {param}, lr {settings.lr}, {ctx.size} px"
 
 
 def _texture(ctx):

@@ -146,7 +146,8 @@ class Crops:
         spread: standard deviation of the crop's centre around the image's (fraction of the side); crops are
             kept inside the image.
         noise: standard deviation of the Gaussian noise added (and half-width of the uniform noise).
-        size: output side in pixels (None: the image's).
+        size: output side in pixels (None: ``scale`` times the image's).
+        scale: the output side as a fraction of the image's, when ``size`` is None.
     """
 
     count: int = 8
@@ -155,10 +156,11 @@ class Crops:
     spread: float = 0.15
     noise: float = 0.05
     size: int | None = None
+    scale: float = 1.0
 
     def __post_init__(self):
-        if self.count < 1 or not 0 < self.low <= self.high <= 1:
-            raise ValueError(f"Crops needs count >= 1 and 0 < low <= high <= 1, got {self}")
+        if self.count < 1 or not 0 < self.low <= self.high <= 1 or not 0 < self.scale <= 4:
+            raise ValueError(f"Crops needs count >= 1, 0 < low <= high <= 1 and 0 < scale <= 4, got {self}")
 
     @property
     def copies(self) -> int:
@@ -166,7 +168,7 @@ class Crops:
 
     def __call__(self, key, images):
         b, h, w, c = images.shape
-        s = self.size or h
+        s = self.size or max(1, round(self.scale * h))
         k_side, k_centre, k_gauss, k_unif = jax.random.split(key, 4)
         side = jax.random.uniform(k_side, (self.count, 1), minval=self.low, maxval=self.high)
         centre = jnp.clip(0.5 + self.spread * jax.random.normal(k_centre, (self.count, 2)), side / 2, 1 - side / 2)
