@@ -186,6 +186,7 @@ def test_synthesis_mistakes(capsys, tmp_path, argv, message):
     (["deepinversion", "--targets", "1000"], "class index"),
     (["deepinversion", "--targets", "1", "--size", "31"], "--size"),
     (["deepinversion", "--targets", "1", "--model", "nope"], "unknown model"),
+    (["deepinversion", "--targets", "1", "--param", "wavelet"], "invalid choice"),
     (["distill"], "--digits"),
 ])
 def test_deepinversion_and_distill_mistakes(capsys, tmp_path, argv, message):
@@ -246,7 +247,8 @@ def test_cli_defaults_equal_the_library_defaults():
             style.FAST_STEPS, style.FAST_SIZE) == (
         texture.DEFAULT_STEPS, texture.DEFAULT_TV_WEIGHT, transfer.DEFAULT_STEPS, transfer.DEFAULT_CONTENT_WEIGHT,
         transfer.DEFAULT_TV_WEIGHT, fast.DEFAULT_STEPS, fast.DEFAULT_SIZE)
-    assert (style.FAST_BATCH, style.FAST_LR) == (fast.DEFAULT_BATCH_SIZE, fast.DEFAULT_LR)
+    assert (style.FAST_BATCH, style.FAST_LR, style.STYLE_PARAMS) == (fast.DEFAULT_BATCH_SIZE, fast.DEFAULT_LR,
+                                                                      transfer.PARAMS)
     assert datafree.DIGITS == {k: getattr(config, k) for k in datafree.DIGITS}
     assert experiments.DIGITS_SHIFT == digits_neighbors.DIGITS_SHIFT
     from jaxviz.experiments import demo

@@ -20,6 +20,7 @@ from jaxviz.cli._common import (
 #: the library's defaults (jaxviz.style.texture / transfer / fast; a test keeps them equal).
 TEXTURE_STEPS, TEXTURE_TV = 100, 100.0
 STYLE_STEPS, STYLE_CONTENT_WEIGHT, STYLE_TV = 100, 1.0, 10.0
+STYLE_PARAMS = ("pixel", "fourier")  # jaxviz.style.transfer.PARAMS, without importing JAX
 FAST_STEPS, FAST_SIZE, FAST_BATCH, FAST_LR = 300, 128, 4, 1e-2
 
 
@@ -89,7 +90,7 @@ def cmd_style(args) -> None:
     r = style.transfer(key(args), model, variables, content, painting, style_weight=args.style_weight,
                        content_weight=args.content_weight, tv_weight=args.tv, style_scale=args.style_scale,
                        scales=scales, steps=args.steps, optimizer=optimizer(args.optimizer, style.DEFAULT_OPTIMIZER),
-                       preserve_colors=args.preserve_color, progress=None)
+                       preserve_colors=args.preserve_color, param=args.param, progress=None)
     image.save_png(args.out, r.images[0])
     seconds = time.perf_counter() - start
     layer = gram.default_layers(model).content
@@ -191,7 +192,7 @@ def register(sub) -> None:
     model_args(p)
     p.add_argument("--size", type=SIZE, default=None, help="content side in pixels (default: the model's)")
     p.add_argument("--style-weight", type=number(0), default=None,
-                   help="weight of the style loss (default: the network's, 10 on EfficientNet-Lite, 1e6 on VGG)")
+                   help="weight of the style loss (default: the network's: 100 on EfficientNet-Lite, 1e6 on VGG)")
     p.add_argument("--content-weight", type=number(0), default=STYLE_CONTENT_WEIGHT, help="weight of the content loss")
     p.add_argument("--tv", type=number(0), default=STYLE_TV, help="total-variation weight")
     p.add_argument("--style-scale", type=number(above=0), default=1.0,
@@ -201,6 +202,9 @@ def register(sub) -> None:
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
                    help="adam: the library's Adam; lbfgs: optax's L-BFGS with a line search")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    p.add_argument("--param", choices=STYLE_PARAMS, default=None,
+                   help="optimize the pixels or the Fourier spectrum (default: the network's, fourier on "
+                        "EfficientNet-Lite, pixel otherwise)")
     out_args(p, json_help='print {"style_loss_start", "style_loss_end", "content_loss_to_content", '
                           '"content_loss_to_style"}')
     p.set_defaults(func=cmd_style, check=check_style)

@@ -13,7 +13,10 @@ returns), one value per image:
 - :func:`style_loss`: the weighted sum over layers of the mean squared
   difference of Gram matrices (Gatys et al. 2015/2016);
 - :func:`content_loss`: the mean squared difference of one layer's features;
-- :func:`total_variation`: the mean squared difference of neighbouring pixels.
+- :func:`total_variation`: the mean squared difference of neighbouring pixels;
+- :func:`colour_loss`: the sliced Wasserstein distance between the pixels' colours and the style's
+  (Heitz et al., CVPR 2021, on RGB): sorted projections on fixed random directions, matched by quantile, so
+  the whole colour distribution is matched and not only its first two moments.
 
 :func:`default_layers` picks the style and content layers of any zoo model:
 Gatys' ``relu1_1 ... relu5_1`` and ``relu4_2`` on VGG, a table for the others,
@@ -38,7 +41,7 @@ from jaxviz.core.objectives import variation
 from jaxviz.models import covpool
 
 __all__ = ["gram", "covariance_pool", "covariance_features", "style_loss", "content_loss", "total_variation",
-           "Layers", "default_layers", "style_targets"]
+           "colour_loss", "colour_targets", "Layers", "default_layers", "style_targets"]
 
 
 def _check_features(features: jax.Array) -> None:
@@ -91,13 +94,40 @@ def total_variation(images: jax.Array) -> jax.Array:
     return variation(images, "squared")
 
 
+#: random RGB directions of :func:`colour_targets` (fixed: a loss is the same function on every call)
+COLOUR_DIRECTIONS = 16
+
+
+def colour_targets(style: jax.Array, directions: int = COLOUR_DIRECTIONS) -> dict[str, jax.Array]:
+    """What :func:`colour_loss` compares with: ``style``'s ((H, W, 3) or (1, H, W, 3)) pixels projected on
+    ``directions`` fixed unit RGB directions, sorted: ``{"directions": (3, D), "sorted": (H*W, D)}``."""
+    d = jax.random.normal(jax.random.key(7), (3, directions))
+    d = d / jnp.linalg.norm(d, axis=0, keepdims=True)
+    return {"directions": d, "sorted": jnp.sort(jnp.reshape(style, (-1, 3)) @ d, axis=0)}
+
+
+def colour_loss(images: jax.Array, targets: Mapping[str, jax.Array]) -> jax.Array:
+    """Sliced Wasserstein-2 distance (squared) between each image's pixel colours and the style's
+    (:func:`colour_targets`), per image (B,); the two pixel counts may differ (the style's sorted
+    projections are read at the images' quantiles)."""
+    b = images.shape[0]
+    ours = jnp.sort(jnp.reshape(images, (b, -1, 3)) @ targets["directions"], axis=1)
+    n, m = ours.shape[1], targets["sorted"].shape[0]
+    at = jnp.clip(((jnp.arange(n) + 0.5) * (m / n)).astype(jnp.int32), 0, m - 1)
+    return jnp.mean(jnp.square(ours - targets["sorted"][at]), axis=(1, 2))
+
+
 class Layers(NamedTuple):
-    """Which layers carry style (Gram matrices), which one carries content, and the style weight that
-    balances the two on this network (feature scales differ between networks)."""
+    """Which layers carry style (Gram matrices), which one carries content, the style weight that balances the
+    two on this network (feature scales differ between networks), and what Gatys' transfer optimizes on it
+    (``"pixel"`` or ``"fourier"``, :class:`jaxviz.style.transfer.Settings`) with which style weight (None: the
+    same ``style_weight``; fast style training and textures always take ``style_weight``)."""
 
     style: tuple[str, ...]
     content: str
     style_weight: float = 1e6  # the PyTorch neural-style tutorial's, for VGG
+    param: str = "pixel"
+    transfer_style_weight: float | None = None
 
 
 _VGG19 = Layers(("features.1", "features.6", "features.11", "features.20", "features.29"), "features.22")
@@ -109,8 +139,11 @@ _TABLE = {
                           "block4_conv2"),
     "vgg16_keras": Layers(("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
                           "block4_conv2"),
-    # Linear-bottleneck outputs: Gram entries ~1e5 times VGG's ReLU features'; 10 measured on chelsea.
-    "efficientnet_lite0": Layers(("stem", "blocks.0", "blocks.2", "blocks.4", "blocks.7"), "blocks.4", 10.0),
+    # Linear-bottleneck outputs: Gram entries ~1e5 times VGG's ReLU features'; 10 measured on chelsea. On
+    # pixels, Lite0's strided stem turns Gatys' transfer into colour speckle; the Fourier parameterization
+    # started from the photo paints strokes, and takes 100 to be stylized visibly (README, "style").
+    "efficientnet_lite0": Layers(("stem", "blocks.0", "blocks.2", "blocks.4", "blocks.7"), "blocks.4", 10.0,
+                                 "fourier", 100.0),
 }
 
 

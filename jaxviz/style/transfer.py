@@ -21,6 +21,11 @@ The weights, layers and scales are one :class:`Settings` (its fields also work a
 - ``preserve_color``: keep the content's colours; only the luminance is
   stylized (Gatys et al. 2017, "Controlling Perceptual Factors", the YIQ
   variant, applied to the result).
+- ``param``: what is optimized: the pixels (Gatys') or the decorrelated
+  Fourier spectrum of :class:`jaxviz.synthesis.param.Fourier`, started from
+  the image itself. Per network by default (:func:`~jaxviz.style.gram.default_layers`):
+  on EfficientNet-Lite, whose strided stem turns a pixel-space transfer into
+  colour speckle, the spectrum's gradient paints strokes instead.
 
 :func:`minimize` is the step texture synthesis shares, run by :func:`jaxviz.core.loop.run`.
 
@@ -44,9 +49,10 @@ import optax
 
 from jaxviz.core import forward, loop
 from jaxviz.style import gram
+from jaxviz.synthesis.param import Fourier
 
 __all__ = ["transfer", "gram_optimize", "minimize", "style_loss_of", "content_loss_of", "preserve_color", "Settings",
-           "with_overrides", "check_optimizer", "Result", "DEFAULT_STEPS", "DEFAULT_CONTENT_WEIGHT",
+           "with_overrides", "check_optimizer", "Result", "PARAMS", "DEFAULT_STEPS", "DEFAULT_CONTENT_WEIGHT",
            "DEFAULT_TV_WEIGHT", "DEFAULT_OPTIMIZER"]
 
 DEFAULT_STEPS = 100
@@ -56,6 +62,7 @@ DEFAULT_TV_WEIGHT = 10.0
 #: alternative (zoom line search, no projection). Reuse one object: a new one compiles a new step.
 DEFAULT_OPTIMIZER = optax.adam(0.03)
 _CHUNK = 10
+_SPECTRUM = Fourier()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +83,13 @@ class Settings:
         style_layers, content_layer: default :func:`~jaxviz.style.gram.default_layers`.
         layer_weights: ``{style layer: weight}`` (default 1 each).
         preserve_colors: keep the content's colours (luminance-only transfer).
+        colour_weight: weight of :func:`~jaxviz.style.gram.colour_loss` (the style's colour distribution);
+            None: the technique's (0 for :func:`transfer` and textures, whose Gram matrices carry the colours;
+            :data:`jaxviz.style.fast.DEFAULT_COLOUR_WEIGHT` for a feed-forward network, which otherwise paints
+            saturated blobs).
+        param: optimize the ``"pixel"``s or the ``"fourier"`` spectrum (started from the image at every
+            scale); None: the network's (:func:`~jaxviz.style.gram.default_layers`) for a transfer, pixels for
+            a texture.
     """
 
     style_weight: float | None = None
@@ -88,6 +102,11 @@ class Settings:
     content_layer: str | None = None
     layer_weights: Mapping[str, float] | None = None
     preserve_colors: bool = False
+    colour_weight: float | None = None
+    param: str | None = None
+
+
+PARAMS = ("pixel", "fourier")
 
 
 def with_overrides(base: Settings | None, overrides: Mapping, default: Settings = Settings()) -> Settings:
@@ -196,8 +215,13 @@ def _transfer_loss(x, *, data, model, style_layers, content_layer):
     loss = weights["style"] * gram.style_loss(acts, targets, data["layer_weights"])
     if content_layer:
         loss = loss + weights["content"] * gram.content_loss(acts[content_layer], content)
-    loss = loss + weights["tv"] * gram.total_variation(x)
+    loss = loss + weights["tv"] * gram.total_variation(x) + weights["colour"] * gram.colour_loss(x, data["colours"])
     return jnp.sum(loss)
+
+
+def _through_spectrum(spectrum, *, data, loss_fn, shape):
+    """``loss_fn`` of the image that the Fourier ``spectrum`` of ``shape`` stands for."""
+    return loss_fn(_SPECTRUM.to_image(spectrum, shape), data=data)
 
 
 def _resize(images: jax.Array, h: int, w: int) -> jax.Array:
@@ -267,6 +291,9 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         raise ValueError(f"style_scale and scales must be positive, got {s.style_scale} and {list(s.scales)}")
     if s.init not in ("content", "noise") or (s.init == "content" and content is None):
         raise ValueError(f"init must be 'content' or 'noise', got {s.init!r}")
+    param = s.param or (defaults.param if content is not None else "pixel")
+    if param not in PARAMS:
+        raise ValueError(f"unknown param {param!r}; valid: {', '.join(PARAMS)}")
     check_optimizer(optimizer)
     # The style's own aspect ratio; its short side style_scale times the content's (a texture: its own size).
     style_h, style_w = style_shape(style, s.style_scale * min(h, w) if content is not None else min(style.shape[1:3]))
@@ -274,8 +301,11 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         {n: float(s.layer_weights[n]) for n in style_layers}
     loss_fn = functools.partial(_transfer_loss, model=model, style_layers=style_layers,
                                 content_layer=content_layer)
-    weights = {"style": jnp.float32(defaults.style_weight if s.style_weight is None else s.style_weight),
-               "content": jnp.float32(s.content_weight), "tv": jnp.float32(s.tv_weight)}
+    default_weight = defaults.style_weight if content is None or param != defaults.param else (
+        defaults.transfer_style_weight or defaults.style_weight)
+    weights = {"style": jnp.float32(default_weight if s.style_weight is None else s.style_weight),
+               "content": jnp.float32(s.content_weight), "tv": jnp.float32(s.tv_weight),
+               "colour": jnp.float32(s.colour_weight or 0.0)}
     history: list[tuple[int, float]] = []
     x, start_loss = None, None
     for n, frac in enumerate(sorted(s.scales)):
@@ -291,9 +321,16 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         else:
             x = _resize(x, sh, sw)
         data = {"variables": variables, "style": targets, "content": target_content, "weights": weights,
-                "layer_weights": layer_weights}
-        x = minimize(loss_fn, x, data, optimizer=optimizer, steps=steps, progress=progress,
-                     desc=f"{desc} {sh}x{sw}", history=history, start=n * steps)
+                "layer_weights": layer_weights, "colours": gram.colour_targets(sty)}
+        run = functools.partial(minimize, data=data, optimizer=optimizer, steps=steps, progress=progress,
+                                desc=f"{desc} {sh}x{sw}", history=history, start=n * steps)
+        if param == "pixel":
+            x = run(loss_fn, x)
+        else:
+            shape = x.shape
+            spectrum = run(functools.partial(_through_spectrum, loss_fn=loss_fn, shape=shape),
+                           _SPECTRUM.init(None, shape, image=x), project=False)
+            x = _SPECTRUM.to_image(spectrum, shape)
     x = jnp.clip(x, 0.0, 1.0)
     if s.preserve_colors and content is not None:
         x = preserve_color(x, content)
