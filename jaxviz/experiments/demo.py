@@ -204,19 +204,24 @@ def _texture(ctx):
 
 
 def _style(ctx):
+    from jaxviz.style import gram
     from jaxviz.style import transfer as style
 
     content = image.sample("chelsea", ctx.size)
     painting = image.sample("immunohistochemistry", ctx.size)
     r = style.transfer(ctx.key, ctx.model, ctx.variables, content, painting, steps=ctx.steps(100),
                        progress=ctx.progress)
+    layers = gram.default_layers(ctx.model)
+    what = "the Fourier spectrum started from the photo" if layers.param == "fourier" else "the pixels"
+    weight = layers.transfer_style_weight or layers.style_weight
     return image.grid([content, painting, np.asarray(r.images[0])], ["content", "style", "transfer"], cols=3), \
         "Style transfer (Gatys)", "style: stem ... blocks.7; content: blocks.4", \
-        f"{ctx.steps(100)} Adam steps, style weight 10, TV 10"
+        f"{ctx.steps(100)} Adam steps on {what}, style weight {weight:g}, TV 10"
 
 
 def _fast_style(ctx):
     from jaxviz.style import fast as fast_style
+    from jaxviz.synthesis import quality
 
     painting = image.sample("immunohistochemistry", 192)
     steps = ctx.steps(150)
@@ -224,8 +229,14 @@ def _fast_style(ctx):
                          size=128, progress=ctx.progress)
     photos = [image.sample(n, 192) for n in ("coffee", "astronaut")]
     outs = [np.asarray(fast_style.stylize(r.stylizer, p)) for p in photos]
+    checks = "; ".join(
+        f"{name}: luminance SSIM {quality.luminance_ssim(o, p):.2f}, colour distance to the style "
+        f"{quality.colour_distance(o, painting):.2f} (photo {quality.colour_distance(p, painting):.2f}), largest "
+        f"saturated region {100 * quality.largest_saturated_region(o):.1f}%"
+        for name, p, o in zip(("coffee", "astronaut"), photos, outs, strict=True))
     return image.grid([*photos, *outs], ["coffee", "astronaut", "stylized", "stylized"], cols=4), \
-        "Fast style transfer: a feed-forward network, one pass per image", "perceptual loss through Lite0", \
+        f"Fast style transfer: a feed-forward network, one pass per image ({checks})", \
+        "perceptual loss through Lite0 (content x4) + colour distribution", \
         f"TransformNet (16, 32, 64), 3 residual blocks, {steps} Adam steps (lr 0.01, batch 4) on 128 px photos"
 
 
@@ -337,8 +348,8 @@ addEventListener("load", () => {{ const all = [...document.images];
 #: seconds each section took at ``scale=1``, ``size=160`` on 2 free CPU cores (the README's fresh-clone run,
 #: 2026-12-02; the first section also pays for loading the model): the estimate printed before each section.
 EXPECTED_SECONDS = {"classify": 4, "attribution": 95, "filters": 1, "activations": 3, "patches": 31, "neighbors": 44,
-                    "embedding": 2, "dream": 27, "classviz": 38, "fool": 13, "inversion": 18, "deepinversion": 42,
-                    "texture": 19, "style": 11, "fast_style": 173}
+                    "embedding": 3, "dream": 23, "classviz": 37, "fool": 12, "inversion": 18, "deepinversion": 49,
+                    "texture": 20, "style": 15, "fast_style": 200}
 
 
 def _estimate(name: str, scale: float, size: int, before: dict | None) -> float:

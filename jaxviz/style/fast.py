@@ -48,12 +48,18 @@ from jaxviz.style.transfer import Settings, check_images, check_optimizer, style
 
 __all__ = ["TransformNet", "Stylizer", "train", "stylize", "save", "load", "builtin_images", "perceptual_loss",
            "TrainResult", "DEFAULT_STEPS", "DEFAULT_SIZE", "DEFAULT_BATCH_SIZE", "DEFAULT_LR",
-           "DEFAULT_OPTIMIZER"]
+           "DEFAULT_OPTIMIZER", "DEFAULT_COLOUR_WEIGHT", "DEFAULT_SETTINGS"]
 
 DEFAULT_STEPS = 300
 DEFAULT_SIZE = 128
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_LR = 1e-2
+#: weight of the colour-distribution loss (:func:`jaxviz.style.gram.colour_loss`): without it the network
+#: meets the Gram targets by painting one saturated blob per image (measured on Lite0, README "style")
+DEFAULT_COLOUR_WEIGHT = 1e4
+#: the loss weights when no ``settings`` are given: the content 4x Gatys' default, which alone leaves the
+#: network's pictures blurred past recognition on Lite0 (README, "style")
+DEFAULT_SETTINGS = Settings(content_weight=4.0)
 #: Adam at ``DEFAULT_LR`` (reuse this object: a new optimizer compiles a new step).
 DEFAULT_OPTIMIZER = optax.adam(DEFAULT_LR)
 
@@ -122,8 +128,9 @@ def builtin_images(size: int = DEFAULT_SIZE) -> np.ndarray:
 
 
 def perceptual_loss(model, variables, outputs, inputs, targets: dict, *, content_layer: str, layer_weights,
-                    style_weight, content_weight, tv_weight):
-    """Johnson et al.'s loss, per image: content (outputs vs inputs), style (vs Gram ``targets``), TV.
+                    style_weight, content_weight, tv_weight, colours=None, colour_weight=0.0):
+    """Johnson et al.'s loss, per image: content (outputs vs inputs), style (vs Gram ``targets``), TV, and the
+    colour distribution (vs :func:`~jaxviz.style.gram.colour_targets` ``colours``, when given).
     Returns ``(total, (style, content, tv))``, each (B,)."""
     layers = tuple(dict.fromkeys((*targets, content_layer)))
     _, acts = model.apply(variables, jnp.concatenate([outputs, inputs]), capture=layers)
@@ -132,7 +139,10 @@ def perceptual_loss(model, variables, outputs, inputs, targets: dict, *, content
     style = gram.style_loss(ours, targets, layer_weights)
     content = gram.content_loss(ours[content_layer], jax.lax.stop_gradient(acts[content_layer][n:]))
     tv = gram.total_variation(outputs)
-    return style_weight * style + content_weight * content + tv_weight * tv, (style, content, tv)
+    total = style_weight * style + content_weight * content + tv_weight * tv
+    if colours is not None:
+        total = total + colour_weight * gram.colour_loss(outputs, colours)
+    return total, (style, content, tv)
 
 
 def _batch(key: jax.Array, images: jax.Array, batch: int) -> jax.Array:
@@ -150,7 +160,8 @@ def _train_step(carry, step, data, *, net, model, optimizer, content_layer, batc
 
     def loss_fn(p):
         total, _ = perceptual_loss(model, data["variables"], net.apply(p, x), x, data["targets"],
-                                   content_layer=content_layer, layer_weights=data["layer_weights"], **data["weights"])
+                                   content_layer=content_layer, layer_weights=data["layer_weights"],
+                                   colours=data["colours"], **data["weights"])
         return jnp.mean(total)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -182,7 +193,8 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
         style: (H, W, 3) in [0, 1]; taken at ``style_scale * size`` on its short side.
         images: (N, size, size, 3) in [0, 1] training images (see :func:`builtin_images`).
         settings: :class:`~jaxviz.style.transfer.Settings` (the weights, ``style_scale``, the layers and their
-            weights), or its fields as keyword ``overrides`` (``style_weight=1e3``).
+            weights; default :data:`DEFAULT_SETTINGS`), or its fields as keyword ``overrides``
+            (``style_weight=1e3``).
         steps: total optimizer steps (a resumed run continues up to this count).
         batch_size: images per step, drawn with replacement and flipped at random.
         optimizer: an optax optimizer (default Adam 0.01).
@@ -195,7 +207,7 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
     """
     from jaxviz.models import check_names
 
-    s = with_overrides(settings, overrides)
+    s = with_overrides(settings, overrides, DEFAULT_SETTINGS)
     if s.scales != (1.0,) or s.init != "content" or s.preserve_colors:
         raise ValueError("fast style training takes no scales, init or preserve_colors (Gatys transfer does)")
     check_optimizer(optimizer)
@@ -215,7 +227,8 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
     targets = gram.style_targets(model, variables, jax.image.resize(style, (1, sh, sw, 3), "linear"), style_layers)
     layer_weights = {n: 1.0 if s.layer_weights is None else float(s.layer_weights[n]) for n in style_layers}
     weights = {"style_weight": jnp.float32(defaults.style_weight if s.style_weight is None else s.style_weight),
-               "content_weight": jnp.float32(s.content_weight), "tv_weight": jnp.float32(s.tv_weight)}
+               "content_weight": jnp.float32(s.content_weight), "tv_weight": jnp.float32(s.tv_weight),
+               "colour_weight": jnp.float32(DEFAULT_COLOUR_WEIGHT if s.colour_weight is None else s.colour_weight)}
     params = net.init(jax.random.fold_in(key, 2**31 - 1), images[:1])  # batches use fold_in(key, step)
     meta = {  # what makes a run: resuming another's would silently mix them
         "net": _config(net), "size": size, "batch_size": batch_size, "model": model.name,
@@ -226,7 +239,7 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
     step = loop.step(_train_step, net=net, model=model, optimizer=optimizer, content_layer=content_layer,
                      batch_size=batch_size)
     data = {"key": key, "images": images, "variables": variables, "targets": targets,
-            "layer_weights": layer_weights, "weights": weights}
+            "layer_weights": layer_weights, "weights": weights, "colours": gram.colour_targets(style)}
     out = loop.run(step, (params, optimizer.init(params)), data, steps=steps, chunk=checkpoint_every,
                    callback=callback, desc="train-style", progress=progress, checkpoint=checkpoint,
                    fingerprint=meta, what="training run", kind="training")

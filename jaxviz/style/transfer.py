@@ -215,7 +215,9 @@ def _transfer_loss(x, *, data, model, style_layers, content_layer):
     loss = weights["style"] * gram.style_loss(acts, targets, data["layer_weights"])
     if content_layer:
         loss = loss + weights["content"] * gram.content_loss(acts[content_layer], content)
-    loss = loss + weights["tv"] * gram.total_variation(x) + weights["colour"] * gram.colour_loss(x, data["colours"])
+    loss = loss + weights["tv"] * gram.total_variation(x)
+    if data["colours"] is not None:
+        loss = loss + weights["colour"] * gram.colour_loss(x, data["colours"])
     return jnp.sum(loss)
 
 
@@ -321,7 +323,8 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         else:
             x = _resize(x, sh, sw)
         data = {"variables": variables, "style": targets, "content": target_content, "weights": weights,
-                "layer_weights": layer_weights, "colours": gram.colour_targets(sty)}
+                "layer_weights": layer_weights,
+                "colours": gram.colour_targets(sty) if s.colour_weight else None}
         run = functools.partial(minimize, data=data, optimizer=optimizer, steps=steps, progress=progress,
                                 desc=f"{desc} {sh}x{sw}", history=history, start=n * steps)
         if param == "pixel":
