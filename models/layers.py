@@ -41,7 +41,7 @@ def conv_op(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=N
     matrix product over the channels (of the strided pixels).
 
     XLA:CPU runs a 1x1 convolution 1.3-2x slower than the same product written as a ``dot_general``, forward
-    and input gradient alike (benchmarks/README.md, "CPU profile"); the values are the same up to summation
+    and input gradient alike (benchmarks/README.md, "CPU ops"); the values are the same up to summation
     order. Other convolutions are left to ``lax.conv_general_dilated``.
     """
     nd = lhs.ndim
