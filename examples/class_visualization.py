@@ -39,7 +39,6 @@ def main(argv=None):
     classes = [int(c) for c in args.classes.split(",")]
     names = imagenet_labels()
     size = model.input_size
-    natural = quality.natural_reference(size)
     rows, captions = [], []
     print(f"{'method':>8} | Lite1 top-1 | Lite1 top-5 | neighbour diff / photos | high-freq share / photos | s")
     for method in args.methods.split(","):
@@ -49,10 +48,9 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         images = np.asarray(out.images[:, 0])
         seen = quality.recognition(judge, judge_vars, images, classes)
-        noise = quality.noise_statistics(images)
+        smooth, sharp = quality.noise_ratios(images, size)
         print(f"{method:>8} | {seen.top1.sum():>5}/{len(classes)}    | {seen.top5.sum():>5}/{len(classes)}    | "
-              f"{noise.neighbour_diff.mean() / natural.neighbour_diff:>23.2f} | "
-              f"{noise.high_freq_share.mean() / natural.high_freq_share:>24.2f} | {seconds:.0f}")
+              f"{smooth:>23.2f} | {sharp:>24.2f} | {seconds:.0f}")
         rows += list(images)
         captions += [f"{method}: {names[c][:14]}" for c in classes]
         if out.importance is not None:

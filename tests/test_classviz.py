@@ -33,9 +33,7 @@ def test_ten_class_visualizations_are_recognized_by_an_independent_network_and_l
     seen = quality.recognition(judge, judge_vars, images, CLASSES)
     assert seen.top1.sum() >= MIN_TOP1 and seen.top5.sum() >= MIN_TOP5, f"Lite1 ranks: {seen.rank.tolist()}"
     assert quality.recognition(model, variables, images, CLASSES).top1.sum() >= MIN_OWN_TOP1
-    noise, photos = quality.noise_statistics(images), quality.natural_reference(model.input_size)
-    ratios = (noise.neighbour_diff.mean() / photos.neighbour_diff,
-              noise.high_freq_share.mean() / photos.high_freq_share)
+    ratios = quality.noise_ratios(images, model.input_size)
     assert max(ratios) <= MAX_NOISE_RATIO, ratios
 
 

@@ -160,7 +160,5 @@ def test_ten_inverted_classes_are_recognized_by_an_independent_network_and_look_
     judge, judge_vars = models.load("efficientnet_lite1")
     seen = quality.recognition(judge, judge_vars, images, IMAGENET_CLASSES)
     assert seen.top1.sum() >= MIN_TOP1 and seen.top5.sum() >= MIN_TOP5, f"Lite1 ranks: {seen.rank.tolist()}"
-    noise, photos = quality.noise_statistics(images), quality.natural_reference(model.input_size)
-    ratios = (noise.neighbour_diff.mean() / photos.neighbour_diff,
-              noise.high_freq_share.mean() / photos.high_freq_share)
+    ratios = quality.noise_ratios(images, model.input_size)
     assert max(ratios) <= MAX_NOISE_RATIO, ratios

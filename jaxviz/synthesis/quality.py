@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "Recognition", "recognition",
+__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "noise_ratios", "Recognition", "recognition",
            "luminance_ssim", "colour_distance", "largest_saturated_region"]
 
 
@@ -78,6 +78,15 @@ def natural_reference(size: int, names: Sequence[str] | None = None) -> NoiseSta
     photos = np.stack([image.sample(n, size) for n in (names or image.SAMPLES)])
     s = noise_statistics(photos)
     return NoiseStatistics(float(s.neighbour_diff.mean()), float(s.high_freq_share.mean()))
+
+
+def noise_ratios(images, size: int | None = None) -> tuple[float, float]:
+    """(neighbour difference, high-frequency share) of (B, H, W, 3) images, each averaged over the batch and
+    divided by :func:`natural_reference` at ``size`` (default: the images' height): 1.0 is as smooth as a photo."""
+    noise = noise_statistics(images)
+    photos = natural_reference(size or np.shape(images)[-3])
+    return (float(noise.neighbour_diff.mean() / photos.neighbour_diff),
+            float(noise.high_freq_share.mean() / photos.high_freq_share))
 
 
 class Recognition(NamedTuple):
