@@ -106,9 +106,13 @@ def _digits_random():
     return model, model.init(jax.random.key(3), 32)
 
 
-def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_images(tmp_path):
+@pytest.mark.parametrize("param", [None, "maco"])
+def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_images(tmp_path, param):
+    from jaxviz.synthesis.param import Maco
+
     model, variables = _digits_random()
-    settings = di.Settings(lr=0.05, warmup=2, jitter=2, flip=False, low_res_fraction=0.5)
+    settings = di.Settings(lr=0.05, warmup=2, jitter=2, flip=False, low_res_fraction=0.5,
+                           param=Maco() if param == "maco" else None)
     run = dict(size=32, steps=8, settings=settings, chunk=2, progress=False)
     whole = di.deepinversion(jax.random.key(0), model, variables, [1, 2, 3, 4], **run)
     ckpt = tmp_path / "run"

@@ -79,8 +79,9 @@ def test_ctrl_c_swallowed_by_a_callback_still_ends_with_one_line():
 
 def test_ctrl_c_in_deepinversion_is_one_line_and_the_rerun_resumes_to_one_png_per_target(tmp_path):
     out = tmp_path / "di"
-    argv = ["deepinversion", "--targets", "1,goldfish,Ostrich", "--size", "32", "--steps", "160", "--out", str(out),
-            "--json"]
+    # pixels: the cheapest parameterization (MACO's resume is tested in-process in test_deepinversion.py)
+    argv = ["deepinversion", "--targets", "1,goldfish,Ostrich", "--size", "32", "--steps", "160", "--param", "pixel",
+            "--out", str(out), "--json"]
     checkpoints = out / ".deepinversion_checkpoint"
     code, err, _ = _interrupt_when(argv, lambda: checkpoints.is_dir() and any(
         p.name.isdigit() for p in checkpoints.iterdir()))

@@ -49,6 +49,7 @@ class DigitsConfig:
         student_steps: distillation steps per student.
         teacher_steps: training steps of the teacher.
         adi: weight of Adaptive DeepInversion's competition term in the diversity comparison.
+        diversity_steps: DeepInversion steps of each diversity batch (``None``: ``di_steps``).
         settings: DeepInversion's settings.
         generator_settings: the generator's settings.
     """
@@ -60,6 +61,7 @@ class DigitsConfig:
     student_steps: int = 2000
     teacher_steps: int = digits.TEACHER_STEPS
     adi: float = 1.0
+    diversity_steps: int | None = None
     settings: di.Settings = DIGITS_SETTINGS
     generator_settings: generator.Settings = DIGITS_GENERATOR
 
@@ -87,9 +89,9 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
     student = digits_model.build()
     targets = np.tile(np.arange(10), config.images_per_class)
 
-    def invert(k, adi=0.0, student_vars=None):
+    def invert(k, adi=0.0, student_vars=None, steps=config.di_steps):
         settings = dataclasses.replace(config.settings, adi=adi)
-        return di.deepinversion(k, teacher, teacher_vars, targets, steps=config.di_steps, settings=settings,
+        return di.deepinversion(k, teacher, teacher_vars, targets, steps=steps, settings=settings,
                                 student=(student, student_vars) if adi else None,
                                 progress=progress).images
 
@@ -125,7 +127,8 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
         _, acts = teacher.apply(teacher_vars, images, capture=["avgpool"])
         return mean_pairwise_distance(acts["avgpool"], targets)
 
-    plain, adaptive = invert(k_round2), invert(k_round2, config.adi, student_vars)
+    steps = config.di_steps if config.diversity_steps is None else config.diversity_steps
+    plain, adaptive = invert(k_round2, steps=steps), invert(k_round2, config.adi, student_vars, steps=steps)
     div_di, div_adi = diversity(plain), diversity(adaptive)
     say(f"diversity (mean same-class feature distance): DeepInversion {div_di:.4f}, adaptive {div_adi:.4f}")
     return result | {"diversity_di": div_di, "diversity_adi": div_adi}
