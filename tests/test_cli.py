@@ -174,6 +174,7 @@ def test_fool_json(capsys, tmp_path):
     (["fool", "--sample", "chelsea", "--target", "9", "--eps", "0"], "--eps"),
     (["fool", "--target", "9"], "required"),
     (["invert", "--sample", "chelsea", "--layer", "blocks.99"], "unknown layer"),
+    (["style", "c.png", "s.png", "--param", "wavelet"], "invalid choice"),
 ])
 def test_synthesis_mistakes(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, *argv, "--out", str(tmp_path / "s.png"))
