@@ -1,12 +1,14 @@
-"""Layer helpers: the fast depthwise convolution equals XLA's grouped convolution."""
+"""Layer helpers: the fast depthwise convolution equals XLA's grouped convolution; max-pool's values and gradient
+(to each window's first maximum) equal PyTorch's."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from jaxviz.models.layers import DepthwiseConv, same_padding
+from jaxviz.models.layers import DepthwiseConv, max_pool, same_padding
 
 from conftest import assert_close_to_max
 
@@ -45,3 +47,25 @@ def test_shift_is_vmappable_and_differentiable_twice():
 @pytest.mark.parametrize("size, k, s, expected", [(224, 3, 2, (0, 1)), (112, 3, 1, (1, 1)), (14, 5, 2, (1, 2))])
 def test_same_padding_is_tensorflows(size, k, s, expected):
     assert same_padding(size, k, s) == expected
+
+
+@pytest.mark.parametrize("h, w, kernel, stride, padding, ceil_mode", [
+    (112, 112, 3, 2, 1, False),  # ResNet's stem pool
+    (13, 11, 3, 2, 0, True),  # AlexNet/GoogLeNet-style ceil mode: a last window hanging over the edge
+    (8, 9, 2, 2, 0, False), (9, 7, 3, 1, 1, False), (10, 10, 5, 3, 2, False),
+])
+def test_max_pool_and_its_gradient_match_pytorch_on_ties(h, w, kernel, stride, padding, ceil_mode):
+    """Small integers make most windows tie: the gradient must go to the first maximum in row-major order."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, h, w, 3)).astype(np.float64)
+    with jax.enable_x64(True):
+        out, vjp = jax.vjp(lambda v: max_pool(v, kernel, stride, padding, ceil_mode), jnp.asarray(x))
+        g = rng.normal(size=out.shape)
+        (dx,) = vjp(jnp.asarray(g))
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+    tout = torch.nn.functional.max_pool2d(tx, kernel, stride, padding, ceil_mode=ceil_mode)
+    (tdx,) = torch.autograd.grad(tout, tx, torch.from_numpy(g.transpose(0, 3, 1, 2).copy()))
+    np.testing.assert_array_equal(np.asarray(out), tout.detach().numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(dx), tdx.numpy().transpose(0, 2, 3, 1), rtol=0, atol=1e-12)
