@@ -164,6 +164,40 @@ def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int
     return timings
 
 
+def time_jax_and_peer(jitted, args: tuple, peer: Callable[[], object] | None, sync: Callable[[object], object],
+                      repeats: int) -> tuple[Timing, Timing | None]:
+    """Compiles ``jitted`` (timed apart) and calls ``peer`` once (its first call, timed), warms both up, then
+    times them in turns: round r runs jaxviz once and the peer once, so a machine that slows down mid-run slows
+    both alike (the ratio of the medians is then fair; :func:`time_jax` then :func:`time_calls` is not)."""
+    import jax
+
+    t0 = time.perf_counter()
+    lowered = jitted.lower(*args)
+    if COST_ONLY:
+        return Timing(0.0, float("nan"), [], *cost(lowered)), None
+    compiled = lowered.compile()
+    ours = Timing(time.perf_counter() - t0, 0.0, [], *cost(lowered, compiled))
+    jax.block_until_ready(compiled(*args))
+    theirs = None
+    if peer is not None:
+        t0 = time.perf_counter()
+        sync(peer())
+        theirs = Timing(time.perf_counter() - t0, 0.0, [])
+        sync(peer())
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        ours.runs.append(time.perf_counter() - t0)
+        if theirs is not None:
+            t0 = time.perf_counter()
+            sync(peer())
+            theirs.runs.append(time.perf_counter() - t0)
+    for t in (ours, theirs):
+        if t is not None:
+            t.median_s = statistics.median(t.runs)
+    return ours, theirs
+
+
 class LoopCost:
     """Records the step of the first :func:`jaxviz.core.loop.run` call made inside ``with LoopCost() as c:``;
     then ``c.apply(timing, steps)`` gives ``timing`` that step's FLOPs and bytes times ``steps`` (one timed run).

@@ -5,7 +5,8 @@
 
 The peer is the PyTorch reference implementation with the same weights
 (torchvision's resnet50, efficientnet-lite-pytorch's Lite0), in eval mode; its
-input gradient uses ``torch.autograd.grad`` w.r.t. the input only, as Captum does.
+input gradient uses ``torch.autograd.grad`` w.r.t. the input only, as Captum does. jaxviz and the peer run
+in turns (``harness.time_jax_and_peer``), median of ``--repeats`` rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from jaxviz import models  # noqa: E402
 from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
-from harness import Row, device_name, markdown, save, time_calls, time_jax  # noqa: E402
+from harness import Row, device_name, markdown, save, time_jax_and_peer  # noqa: E402
 from peers import device, sync, torch_pair  # noqa: E402
 
 TARGET = 281
@@ -62,8 +63,7 @@ def bench(name: str, batch: int, dtype: str, repeats: int, with_peer: bool) -> l
 
     for task, jitted, args, peer_fn in (("forward", forward, (variables, x), peer_forward),
                                          ("forward + input grad", input_grad, (x, variables), peer_grad)):
-        ours = time_jax(jitted, args, repeats)
-        peer = time_calls(peer_fn, sync, repeats) if with_peer else None
+        ours, peer = time_jax_and_peer(jitted, args, peer_fn if with_peer else None, sync, repeats)
         rows.append(Row("models", task, name, batch, dtype, ours, peer, "PyTorch reference"))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     return rows
