@@ -139,63 +139,63 @@ def cost(lowered, compiled=None) -> tuple[float | None, float | None]:
     return _analysis(lowered, "flops"), (_analysis(compiled, "bytes accessed") if compiled is not None else None)
 
 
-def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int,
-                         tracing: dict[str, Callable] | None = None) -> dict[str, Timing]:
-    """Compiles each ``jitted`` of ``{name: (jitted, args)}`` (timed apart), then times them in turns:
-    round r runs every program once, so a machine that slows down mid-run slows all of them alike.
-    ``tracing[name]()`` is a context manager to trace that program in."""
-    import jax
+def _compile(jitted, args: tuple, tracing: Callable = contextlib.nullcontext):
+    """``jitted`` lowered (inside ``tracing()``) and compiled, and a :class:`Timing` holding the compile time
+    and the program's cost, its runs still to come."""
+    t0 = time.perf_counter()
+    with tracing():
+        lowered = jitted.lower(*args)
+        compiled = lowered.compile()
+    return compiled, Timing(time.perf_counter() - t0, 0.0, [], *cost(lowered, compiled))
 
-    compiled, timings = {}, {}
-    for name, (jitted, args) in programs.items():
-        t0 = time.perf_counter()
-        with (tracing or {}).get(name, contextlib.nullcontext)():
-            lowered = jitted.lower(*args)
-            compiled[name] = lowered.compile()
-        timings[name] = Timing(time.perf_counter() - t0, 0.0, [], *cost(lowered, compiled[name]))
-        jax.block_until_ready(compiled[name](*args))  # warm-up
+
+def _time_in_turns(calls: dict[str, Callable[[], object]], timings: dict[str, Timing], repeats: int) -> None:
+    """Round r times every (synced, warmed-up) call once, so a machine that slows down mid-run slows all of them
+    alike; each timing gets its runs and their median."""
     for _ in range(repeats):
-        for name, (_, args) in programs.items():
+        for name, call in calls.items():
             t0 = time.perf_counter()
-            jax.block_until_ready(compiled[name](*args))
+            call()
             timings[name].runs.append(time.perf_counter() - t0)
     for t in timings.values():
         t.median_s = statistics.median(t.runs)
+
+
+def time_jax_interleaved(programs: dict[str, tuple[object, tuple]], repeats: int,
+                         tracing: dict[str, Callable] | None = None) -> dict[str, Timing]:
+    """Compiles each ``jitted`` of ``{name: (jitted, args)}`` (timed apart), then times them in turns.
+    ``tracing[name]()`` is a context manager to trace that program in."""
+    import jax
+
+    calls, timings = {}, {}
+    for name, (jitted, args) in programs.items():
+        compiled, timings[name] = _compile(jitted, args, (tracing or {}).get(name, contextlib.nullcontext))
+        calls[name] = lambda c=compiled, a=args: jax.block_until_ready(c(*a))
+        calls[name]()  # warm-up
+    _time_in_turns(calls, timings, repeats)
     return timings
 
 
 def time_jax_and_peer(jitted, args: tuple, peer: Callable[[], object] | None, sync: Callable[[object], object],
                       repeats: int) -> tuple[Timing, Timing | None]:
     """Compiles ``jitted`` (timed apart) and calls ``peer`` once (its first call, timed), warms both up, then
-    times them in turns: round r runs jaxviz once and the peer once, so a machine that slows down mid-run slows
-    both alike (the ratio of the medians is then fair; :func:`time_jax` then :func:`time_calls` is not)."""
+    times them in turns, so the ratio of the medians is fair on a machine whose speed drifts (:func:`time_jax`
+    then :func:`time_calls` is not)."""
     import jax
 
-    t0 = time.perf_counter()
-    lowered = jitted.lower(*args)
     if COST_ONLY:
-        return Timing(0.0, float("nan"), [], *cost(lowered)), None
-    compiled = lowered.compile()
-    ours = Timing(time.perf_counter() - t0, 0.0, [], *cost(lowered, compiled))
-    jax.block_until_ready(compiled(*args))
-    theirs = None
+        return Timing(0.0, float("nan"), [], *cost(jitted.lower(*args))), None
+    compiled, ours = _compile(jitted, args)
+    calls, timings = {"jaxviz": lambda: jax.block_until_ready(compiled(*args))}, {"jaxviz": ours}
+    calls["jaxviz"]()  # warm-up
     if peer is not None:
         t0 = time.perf_counter()
         sync(peer())
-        theirs = Timing(time.perf_counter() - t0, 0.0, [])
-        sync(peer())
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        ours.runs.append(time.perf_counter() - t0)
-        if theirs is not None:
-            t0 = time.perf_counter()
-            sync(peer())
-            theirs.runs.append(time.perf_counter() - t0)
-    for t in (ours, theirs):
-        if t is not None:
-            t.median_s = statistics.median(t.runs)
-    return ours, theirs
+        timings["peer"] = Timing(time.perf_counter() - t0, 0.0, [])
+        calls["peer"] = lambda: sync(peer())
+        calls["peer"]()  # warm-up
+    _time_in_turns(calls, timings, repeats)
+    return ours, timings.get("peer")
 
 
 class LoopCost:
