@@ -88,3 +88,27 @@ def test_roofline_estimate_is_the_slower_of_compute_and_memory():
     for chip, cell in zip(harness.DATASHEETS, cells[10:], strict=True):
         sheet = harness.DATASHEETS[chip]
         assert float(cell) == pytest.approx(8 / max(4e12 / sheet["bfloat16"], 1e9 / sheet["hbm"]), abs=0.5)
+
+
+def test_op_profile_counts_flops_and_stages_of_a_traced_program():
+    """benchmarks/op_profile.py: every dot and convolution of a compiled program is found in its trace, its FLOPs
+    (2 x multiply-adds over the whole window, padding included) go to the stage named in its scope, and the
+    stage's time is positive; a change to XLA's HLO text or trace names that broke the attribution fails here."""
+    import flax.linen as nn
+    import op_profile
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.Conv(8, (3, 3), name="conv1")(x))        # stem: 3x3, 3 -> 8
+            x = nn.relu(nn.Conv(16, (3, 3), name="layer1.0")(x))    # layer1: 3x3, 8 -> 16
+            return nn.Dense(10, name="fc")(x.mean((1, 2)))          # head: 16 -> 10
+
+    net = Net()
+    x = jnp.ones((2, 16, 16, 3))
+    variables = net.init(jax.random.key(0), x)
+    table = op_profile.profile_jax(lambda x, v: net.apply(v, x), (x, variables), calls=2)
+    expected = {"stem": 2 * 2 * 16 * 16 * 8 * 9 * 3, "layer1": 2 * 2 * 16 * 16 * 16 * 9 * 8, "head": 2 * 2 * 16 * 10}
+    for stage, flop in expected.items():
+        assert table[stage]["gflop"] * 1e9 == pytest.approx(flop, rel=1e-6), (stage, table)
+        assert table[stage]["ms"] > 0
