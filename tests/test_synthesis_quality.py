@@ -122,3 +122,9 @@ def test_style_checks_known_answers():
     blob[10:30, 10:30] = (0.1, 0.2, 0.95)  # a 20 x 20 saturated blue square: 4% of the image
     blob[60:70, 60:70] = (0.95, 0.1, 0.1)  # and a smaller red one
     assert quality.largest_saturated_region(blob) == pytest.approx(0.04)
+    glow = grey.copy()
+    glow[40:65, 40:60] = 1.0  # a 25 x 20 white glow: 5% of the image, invisible to the saturation test
+    glow[::7, ::7] = 0.99  # and scattered highlights, no region
+    assert quality.largest_saturated_region(glow) == 0.0
+    assert quality.largest_clipped_region(glow) == pytest.approx(0.05)
+    assert quality.largest_clipped_region(grey) == 0.0

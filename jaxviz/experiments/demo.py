@@ -232,7 +232,8 @@ def _fast_style(ctx):
     checks = "; ".join(
         f"{name}: luminance SSIM {quality.luminance_ssim(o, p):.2f}, colour distance to the style "
         f"{quality.colour_distance(o, painting):.2f} (photo {quality.colour_distance(p, painting):.2f}), largest "
-        f"saturated region {100 * quality.largest_saturated_region(o):.1f}%"
+        f"saturated region {100 * quality.largest_saturated_region(o):.1f}%, largest blown-out white region "
+        f"{100 * quality.largest_clipped_region(o):.1f}%"
         for name, p, o in zip(("coffee", "astronaut"), photos, outs, strict=True))
     return image.grid([*photos, *outs], ["coffee", "astronaut", "stylized", "stylized"], cols=4), \
         f"Fast style transfer: a feed-forward network, one pass per image ({checks})", \

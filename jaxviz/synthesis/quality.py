@@ -12,7 +12,9 @@ person would call noisy is not what the papers show. Both can be measured:
 
 And for stylized photos, whether the content survived and the style arrived without artefacts:
 :func:`luminance_ssim` (structure kept), :func:`colour_distance` (whose colours it has), and
-:func:`largest_saturated_region` (a saturated blob, the failure of a badly trained stylizer).
+:func:`largest_saturated_region` (a saturated blob, the failure of a badly trained stylizer) and
+:func:`largest_clipped_region` (a blown-out white glow, which the saturation test cannot see: white has no
+saturation).
 
 Example:
     >>> stats = noise_statistics(images)                               # doctest: +SKIP
@@ -30,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "noise_ratios", "Recognition", "recognition",
-           "luminance_ssim", "colour_distance", "largest_saturated_region"]
+           "luminance_ssim", "colour_distance", "largest_saturated_region", "largest_clipped_region"]
 
 
 class NoiseStatistics(NamedTuple):
@@ -178,3 +180,15 @@ def largest_saturated_region(image, saturation: float = 0.8, value: float = 0.25
         if count:
             largest = max(largest, int(np.bincount(labels.ravel())[1:].max()))
     return largest / hot.size
+
+
+def largest_clipped_region(image, level: float = 0.97) -> float:
+    """The share of the image covered by its largest connected region of blown-out highlights: pixels whose
+    every channel is at least ``level`` (white, clipped)."""
+    from scipy import ndimage
+
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"level must be in (0, 1], got {level}")
+    hot = _one(image, "image").min(axis=-1) >= level
+    labels, count = ndimage.label(hot)
+    return float(np.bincount(labels.ravel())[1:].max()) / hot.size if count else 0.0
