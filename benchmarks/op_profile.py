@@ -135,13 +135,13 @@ def profile_jax(fn, args: tuple, calls: int) -> dict[str, dict]:
     compiled = jax.jit(fn).lower(*args).compile()
     instructions, computations = parse_hlo(compiled.as_text())
     jax.block_until_ready(compiled(*args))  # warm-up
-    out = tempfile.mkdtemp(prefix="jaxviz-profile-")
-    with jax.profiler.trace(out):
-        for _ in range(calls):
-            jax.block_until_ready(compiled(*args))
-    path = glob.glob(f"{out}/**/*.xplane.pb", recursive=True)[0]
+    with tempfile.TemporaryDirectory(prefix="jaxviz-profile-") as out:
+        with jax.profiler.trace(out):
+            for _ in range(calls):
+                jax.block_until_ready(compiled(*args))
+        trace = _profile_data.ProfileData.from_file(glob.glob(f"{out}/**/*.xplane.pb", recursive=True)[0])
     table: dict[str, dict] = collections.defaultdict(lambda: {"ms": 0.0, "gflop": 0.0})
-    for plane in _profile_data.ProfileData.from_file(path).planes:
+    for plane in trace.planes:
         for line in plane.lines:
             for event in line.events:
                 if event.name not in instructions:
