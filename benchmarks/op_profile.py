@@ -107,8 +107,13 @@ def stage_of(op_name: str) -> str:
     """``"jit(f)/ResNet/layer4.0/conv2/..."`` or ``".../transpose(jvp(ResNet))/layer4.0/..."`` -> ``"layer4"``."""
     parts = [p for p in op_name.split("/")  # less the transforms and the model's own scope (its class name)
              if not p.startswith(("jit(", "transpose(", "jvp(")) and not p[:1].isupper()]
-    first = parts[0] if parts else "?"
-    return STAGES.get(first.split(".")[0], first.split(".")[0])
+    return _stage(parts[0] if parts else "?")
+
+
+def _stage(layer: str) -> str:
+    """A layer's name (``"layer4.0.conv2"``, ``"fc"``) -> its stage, on either side."""
+    top = layer.split(".")[0]
+    return STAGES.get(top, top)
 
 
 def fusion_work(name: str, instructions: dict[str, dict], computations: dict[str, list[str]]) -> dict[str, float]:
@@ -141,13 +146,16 @@ def profile_jax(fn, args: tuple, calls: int) -> dict[str, dict]:
                 jax.block_until_ready(compiled(*args))
         trace = _profile_data.ProfileData.from_file(glob.glob(f"{out}/**/*.xplane.pb", recursive=True)[0])
     table: dict[str, dict] = collections.defaultdict(lambda: {"ms": 0.0, "gflop": 0.0})
+    works: dict[str, dict[str, float]] = {}  # each instruction's work, looked up once for all its events
     for plane in trace.planes:
         for line in plane.lines:
             for event in line.events:
                 if event.name not in instructions:
                     continue
                 ms = event.duration_ns / 1e6 / calls
-                work = fusion_work(event.name, instructions, computations)
+                if event.name not in works:
+                    works[event.name] = fusion_work(event.name, instructions, computations)
+                work = works[event.name]
                 total = sum(work.values())
                 if not total:
                     table["other"]["ms"] += ms
@@ -167,8 +175,7 @@ def torch_stages(net, tx) -> dict[tuple, str]:
     for name, module in net.named_modules():
         if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
             def hook(mod, inputs, name=name):
-                stages[(tuple(inputs[0].shape), tuple(mod.weight.shape))] = STAGES.get(name.split(".")[0],
-                                                                                         name.split(".")[0])
+                stages[(tuple(inputs[0].shape), tuple(mod.weight.shape))] = _stage(name)
             hooks.append(module.register_forward_pre_hook(hook))
     with torch.no_grad():
         net(tx)
@@ -208,15 +215,15 @@ def profile_torch(fn, stages: dict[tuple, str], calls: int) -> dict[str, dict]:
 def report(title: str, ours: dict[str, dict], peer: dict[str, dict] | None) -> str:
     order = [s for s in ORDER if s in ours or (peer and s in peer)]
     order += sorted((set(ours) | set(peer or {})) - set(order))
-    t_ours = sum(r["ms"] for r in ours.values())
+    ours = {**ours, "total": {k: sum(r[k] for r in ours.values()) for k in ("ms", "gflop")}}
+    peer = peer and {**peer, "total": {"ms": sum(r["ms"] for r in peer.values())}}
+    t_ours, t_peer = ours["total"]["ms"], (peer or {"total": {"ms": 0.0}})["total"]["ms"]
     lines = [f"### {title}", "",
              "| stage | jaxviz ms | share | GFLOP | GFLOP/s | PyTorch ms | share | jaxviz / PyTorch time |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    t_peer = sum(r["ms"] for r in (peer or {}).values())
     for s in order + ["total"]:
-        o = ours.get(s, {"ms": 0.0, "gflop": 0.0}) if s != "total" else {"ms": t_ours, "gflop": sum(
-            r["gflop"] for r in ours.values())}
-        q = (peer or {}).get(s, {"ms": 0.0}) if s != "total" else {"ms": t_peer}
+        o = ours.get(s, {"ms": 0.0, "gflop": 0.0})
+        q = (peer or {}).get(s, {"ms": 0.0})
         rate = f"{o['gflop'] / o['ms'] * 1e3:.0f}" if o["gflop"] and o["ms"] else "-"
         ratio = f"{o['ms'] / q['ms']:.2f}" if peer and q["ms"] else "-"
         lines.append(f"| {s} | {o['ms']:.1f} | {100 * o['ms'] / t_ours:.0f}% | {o['gflop']:.2f} | {rate} | "
@@ -234,15 +241,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     import torch
 
-    from peers import torch_pair
+    from peers import to_torch, torch_pair
 
     print(f"device: {device_name()}, jax {jax.__version__}, torch {torch.__version__}\n")
     model = models.build(args.model)
     net, variables = torch_pair(args.model)
     for batch in args.batch:
         x = jax.random.uniform(jax.random.key(1), (batch, model.input_size, model.input_size, 3))
-        xn = (np.asarray(x) - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-        tx = torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 3, 1, 2)))
+        tx = to_torch((np.asarray(x) - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32))
         stages = torch_stages(net, tx)
         for work in args.work:
             if work == "forward":

@@ -166,7 +166,6 @@ def largest_saturated_region(image, saturation: float = 0.8, value: float = 0.25
     neighbouring saturated pixels belong to one region when their hues differ by at most ``hue_tolerance``
     degrees from the region's seed colour (hue quantized to that width).
     """
-    from scipy import ndimage
     from skimage.color import rgb2hsv
 
     hsv = rgb2hsv(np.clip(_one(image, "image"), 0, 1))
@@ -174,21 +173,20 @@ def largest_saturated_region(image, saturation: float = 0.8, value: float = 0.25
     if not hot.any():
         return 0.0
     hue_bin = np.floor(hsv[..., 0] * 360.0 / hue_tolerance).astype(int)
-    largest = 0
-    for b in np.unique(hue_bin[hot]):
-        labels, count = ndimage.label(hot & (hue_bin == b))
-        if count:
-            largest = max(largest, int(np.bincount(labels.ravel())[1:].max()))
-    return largest / hot.size
+    return max(_largest_region(hot & (hue_bin == b)) for b in np.unique(hue_bin[hot]))
 
 
 def largest_clipped_region(image, level: float = 0.97) -> float:
     """The share of the image covered by its largest connected region of blown-out highlights: pixels whose
     every channel is at least ``level`` (white, clipped)."""
-    from scipy import ndimage
-
     if not 0.0 < level <= 1.0:
         raise ValueError(f"level must be in (0, 1], got {level}")
-    hot = _one(image, "image").min(axis=-1) >= level
-    labels, count = ndimage.label(hot)
-    return float(np.bincount(labels.ravel())[1:].max()) / hot.size if count else 0.0
+    return _largest_region(_one(image, "image").min(axis=-1) >= level)
+
+
+def _largest_region(mask: np.ndarray) -> float:
+    """The share of ``mask`` covered by its largest connected (4-neighbour) region of True pixels."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    return float(np.bincount(labels.ravel())[1:].max()) / mask.size if count else 0.0
