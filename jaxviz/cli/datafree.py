@@ -25,7 +25,7 @@ DEEPINVERSION_STEPS = 300
 DEEPINVERSION_PARAMS = ("maco", "pixel", "fourier")
 #: the digits experiment's defaults (jaxviz.experiments.digits_distill.DigitsConfig; a test keeps them equal).
 DIGITS = {"images_per_class": 40, "di_steps": 300, "student_steps": 2000, "teacher_steps": 500,
-          "generator_rounds": 20}
+          "generator_rounds": 6}
 #: ``--synth``'s choices (jaxviz.experiments.digits_distill.SYNTHS) and the incremental splits
 #: (jaxviz.experiments.digits_incremental.TASKS); a test keeps them equal.
 SYNTHS = ("deepinversion", "generator")
