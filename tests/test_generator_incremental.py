@@ -177,6 +177,34 @@ def test_learn_task_refuses_what_it_cannot_do(first):
         generator.synthesize(jax.random.key(0), model, variables, [0], size=36, settings=GEN)
 
 
+class _Stop(Exception):
+    """Stands for a run stopped between two stages (Ctrl-C, a killed job)."""
+
+
+def test_an_interrupted_incremental_run_resumes_after_its_last_stage(tmp_path, monkeypatch):
+    config = digits_incremental.IncrementalConfig(images_per_class=6, generator_rounds=2, generator_settings=GEN,
+                                                  settings=dataclasses.replace(SETTINGS, steps=20),
+                                                  methods=("finetune", "abd"))
+    data, key = digits.load(), jax.random.key(5)
+    whole = digits_incremental.run(key, config, data)
+
+    def stop_after_finetune(line):
+        if line.startswith("finetune, task 2"):
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        digits_incremental.run(key, config, data, log=stop_after_finetune, checkpoint=tmp_path)
+    calls, learn = [], incremental.learn_task
+    monkeypatch.setattr(incremental, "learn_task", lambda *a, **k: calls.append(k.get("method")) or learn(*a, **k))
+    resumed = digits_incremental.run(key, config, data, checkpoint=tmp_path)
+    assert calls == ["abd"]  # the first task and fine-tuning's second came from the checkpoint
+    for method in config.methods:
+        for field in ("final_acc", "per_task", "after_task"):
+            assert resumed[method][field] == whole[method][field], (method, field)
+    with pytest.raises(ValueError, match="different incremental run"):
+        digits_incremental.run(jax.random.key(6), config, data, checkpoint=tmp_path)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["incremental"], "--digits"),
     (["incremental", "--digits", "--tasks", "3"], "invalid choice"),
@@ -184,6 +212,7 @@ def test_learn_task_refuses_what_it_cannot_do(first):
     (["incremental", "--digits", "--images-per-class", "x"], "--images-per-class must be an integer"),
     (["distill", "--digits", "--synth", "gan"], "invalid choice"),
     (["distill", "--digits", "--synth", "generator", "--rounds", "-1"], "--rounds must be >= 1"),
+    (["incremental", "--digits", "--checkpoint", __file__], "is a file; give a directory"),
 ])
 def test_cli_mistakes_are_one_line_and_exit_2(capsys, argv, message):
     code = cli.main(argv)

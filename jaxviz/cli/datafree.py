@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from jaxviz.cli._common import (
     SIZE,
@@ -118,9 +119,15 @@ def cmd_deepinversion(args) -> None:
                           f"as their target by {model.name}, {seconds:.1f} s{resumed})")
 
 
+def _check_checkpoint(args) -> None:
+    if args.checkpoint is not None and Path(args.checkpoint).exists() and not Path(args.checkpoint).is_dir():
+        raise ValueError(f"--checkpoint {args.checkpoint} is a file; give a directory")
+
+
 def check_distill(args) -> None:
     if not args.digits:
         raise ValueError("distill runs the digits experiment: pass --digits")
+    _check_checkpoint(args)
 
 
 def cmd_distill(args) -> None:
@@ -132,7 +139,7 @@ def cmd_distill(args) -> None:
                                          di_steps=args.di_steps, generator_rounds=args.rounds,
                                          student_steps=args.student_steps, teacher_steps=args.teacher_steps)
     result = digits_distill.run(jax.random.key(args.seed), config, progress=None,
-                                log=lambda line: print(line, file=sys.stderr))
+                                log=lambda line: print(line, file=sys.stderr), checkpoint=args.checkpoint)
     keys = ("synth", "student_acc", "noise_baseline_acc", "teacher_acc", "synthesis_seconds")
     if args.synth == "deepinversion":
         tail = (f"Adaptive DeepInversion diversity {result['diversity_adi']:.4f} vs {result['diversity_di']:.4f}")
@@ -147,6 +154,7 @@ def cmd_distill(args) -> None:
 def check_incremental(args) -> None:
     if not args.digits:
         raise ValueError("incremental runs the digits experiment: pass --digits")
+    _check_checkpoint(args)
 
 
 def cmd_incremental(args) -> None:
@@ -159,12 +167,18 @@ def cmd_incremental(args) -> None:
     config = inc.IncrementalConfig(tasks=args.tasks, images_per_class=args.images_per_class,
                                    di_steps=args.di_steps, generator_rounds=args.rounds,
                                    settings=dataclasses.replace(inc.IncrementalConfig().settings, steps=args.steps))
-    result = inc.run(jax.random.key(args.seed), config, log=lambda line: print(line, file=sys.stderr))
+    result = inc.run(jax.random.key(args.seed), config, log=lambda line: print(line, file=sys.stderr),
+                     checkpoint=args.checkpoint)
     summary = {"tasks": args.tasks, "seed": args.seed, "methods": result}
     lines = [f"{m}: final accuracy {r['final_acc']:.3f} over all 10 digits (per task "
              f"{', '.join(f'{a:.2f}' for a in r['per_task'])}; synthesis {r['synthesis_seconds']:.1f} s)"
              for m, r in result.items()]
     report(args, summary, f"{args.tasks} tasks, seed {args.seed}:\n" + "\n".join(lines))
+
+
+def _checkpoint_arg(p) -> None:
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="save every finished stage here; the same command run again resumes after the last one")
 
 
 def register(sub) -> None:
@@ -202,6 +216,7 @@ def register(sub) -> None:
     p.add_argument("--student-steps", type=STEPS, default=DIGITS["student_steps"], help="distillation steps")
     p.add_argument("--teacher-steps", type=STEPS, default=DIGITS["teacher_steps"], help="teacher training steps")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    _checkpoint_arg(p)
     p.add_argument("--json", action="store_true", help='print {"synth", "student_acc", "noise_baseline_acc", '
                                                        '"teacher_acc", "synthesis_seconds"}')
     p.set_defaults(func=cmd_distill, check=check_distill)
@@ -219,6 +234,7 @@ def register(sub) -> None:
     p.add_argument("--rounds", type=STEPS, default=INCREMENTAL["generator_rounds"],
                    help="generator rounds per replay (ABD's synthesis)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    _checkpoint_arg(p)
     p.add_argument("--json", action="store_true", help='print {"tasks", "seed", "methods": {METHOD: {"final_acc", '
                                                        '"per_task", "after_task", "synthesis_seconds"}}}')
     p.set_defaults(func=cmd_incremental, check=check_incremental)

@@ -46,8 +46,8 @@ import numpy as np
 
 from jaxviz.core.progress import progress_bar
 
-__all__ = ["run", "step", "LoopResult", "default_mode", "checkpoint_step", "compiled_programs", "MODES", "KINDS",
-           "DEFAULT_CHUNK"]
+__all__ = ["run", "step", "LoopResult", "default_mode", "checkpoint_step", "compiled_programs", "saved_stage",
+           "MODES", "KINDS", "DEFAULT_CHUNK"]
 
 MODES = ("fused", "stepwise")
 DEFAULT_CHUNK = 32
@@ -287,17 +287,50 @@ class _Checkpoints:
         if meta.get("fingerprint") != self.meta:
             raise ValueError(f"checkpoint {self.directory} belongs to a different {self.what} (settings, inputs or "
                              "key differ); delete it or choose another directory")
+        self.info = meta.get("info")
         return latest, restored["state"], [tuple(h) for h in meta["history"]]
 
-    def save(self, step: int, carry, history) -> None:
+    def save(self, step: int, carry, history, info=None) -> None:
         ocp = self._ocp
-        meta = {"fingerprint": self.meta, "history": [[int(s), float(v)] for s, v in history]}
+        meta = {"fingerprint": self.meta, "history": [[int(s), float(v)] for s, v in history], "info": info}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(carry),
                                                         meta=ocp.args.JsonSave(meta)), force=True)
         self.manager.wait_until_finished()
 
     def close(self) -> None:
         self.manager.close()
+
+
+def saved_stage(directory: str | os.PathLike | None, name: str, compute: Callable[[], tuple[Any, Any]], *,
+                template: Any = None, fingerprint: Any = None, what: str = "run") -> tuple[Any, Any]:
+    """``compute()``'s ``(tree, info)``, or what a call with the same ``fingerprint`` saved in ``directory/name``.
+
+    The stages of a long experiment (a teacher, a synthesis, a model after each task) go through this, so a run
+    stopped between stages resumes after the last finished one and ends with the uninterrupted run's results.
+    Each stage is an orbax checkpoint written atomically once it is computed; a stage saved by a run with
+    another ``fingerprint`` is refused with a clear error.
+
+    Args:
+        directory: the experiment's checkpoint directory (None: no saving, just ``compute()``).
+        name: the stage's name, a subdirectory.
+        compute: ``() -> (tree, info)``: a pytree of arrays (or None) and a JSON-able value (scores, seconds).
+        template: a pytree with the tree's structure, shapes and dtypes, to restore it (None: compute's tree is
+            None).
+        fingerprint: a JSON-able description of the run.
+        what: what a run is called in that error.
+    """
+    if directory is None:
+        return compute()
+    manager = _Checkpoints(Path(directory) / name, fingerprint, what)
+    try:
+        restored = manager.restore({"tree": template})
+        if restored is not None:
+            return restored[1]["tree"], manager.info
+        tree, info = compute()
+        manager.save(1, {"tree": tree}, [], info)
+        return tree, info
+    finally:
+        manager.close()
 
 
 def checkpoint_step(directory: str | os.PathLike) -> int | None:

@@ -12,12 +12,14 @@ runs it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from jaxviz.core import loop
 from jaxviz.datafree import deepinversion as di
 from jaxviz.datafree import generator
 from jaxviz.datafree.distill import distill, mean_pairwise_distance, noise_images
@@ -69,7 +71,7 @@ class DigitsConfig:
 
 
 def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | None = None,
-                      log: Callable[[str], None] | None = None) -> dict[str, float]:
+        log: Callable[[str], None] | None = None, checkpoint: str | os.PathLike | None = None) -> dict[str, float]:
     """Teacher, synthesis, distilled student vs noise-distilled student, and (DeepInversion) ADI's diversity.
 
     Returns ``{"synth", "teacher_acc", "student_acc", "noise_baseline_acc", "synthesis_seconds"}``, and with
@@ -79,17 +81,30 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
     same-class images of a second synthesized batch, made at equal steps either plainly or with the competition
     term against the student distilled on the first batch; ``cotrained_student_acc`` the generator's adversary,
     trained on its memory bank during the synthesis.
+
+    ``checkpoint``: a directory where every finished stage (the teacher, the synthesized images, each student,
+    the diversity batches) is saved; the same call after an interruption resumes after the last finished stage
+    and returns the uninterrupted run's results (``synthesis_seconds`` is the first run's).
     """
     if config.synth not in SYNTHS:
         raise ValueError(f"synth must be one of {', '.join(SYNTHS)}, got {config.synth!r}")
     say = log or (lambda _: None)
     k_teacher, k_di, k_student, k_noise, k_noise_student, k_round2 = jax.random.split(key, 6)
     data = digits.load()
-    teacher, teacher_vars = digits.teacher(k_teacher, data, steps=config.teacher_steps)
+    student = digits_model.build()
+    init = student.init(jax.random.key(0), digits_model.INPUT_SIZE)  # the variables' structure, for restoring
+    targets = np.tile(np.arange(10), config.images_per_class)
+    images = jax.ShapeDtypeStruct((len(targets), digits_model.INPUT_SIZE, digits_model.INPUT_SIZE, 3), np.float32)
+    fingerprint = repr((np.asarray(jax.random.key_data(key)).tolist(), config, len(data.train_labels)))
+
+    def stage(name, compute, template=init):
+        return loop.saved_stage(checkpoint, name, compute, template=template, fingerprint=fingerprint,
+                                what="distillation run")
+
+    teacher = student
+    teacher_vars, _ = stage("teacher", lambda: (digits.teacher(k_teacher, data, steps=config.teacher_steps)[1], None))
     teacher_acc = digits.accuracy(teacher, teacher_vars, data.test_images, data.test_labels)
     say(f"teacher: {teacher_acc:.3f} on {len(data.test_labels)} held-out digits")
-    student = digits_model.build()
-    targets = np.tile(np.arange(10), config.images_per_class)
 
     def invert(k, adi=0.0, student_vars=None, steps=config.di_steps):
         settings = dataclasses.replace(config.settings, adi=adi)
@@ -97,31 +112,36 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
                                 student=(student, student_vars) if adi else None,
                                 progress=progress).images
 
-    extra, out = {}, None
-    adversary = (student, student.init(k_round2, digits_model.INPUT_SIZE)) if config.synth == "generator" else None
-    start = time.perf_counter()
-    if config.synth == "deepinversion":
-        synthetic = invert(k_di)
-    else:
-        out = generator.synthesize(k_di, teacher, teacher_vars, targets, rounds=config.generator_rounds,
-                                   student=adversary if config.generator_settings.adv else None,
-                                   settings=config.generator_settings, progress=progress)
-        synthetic = out.images
-    jax.block_until_ready(synthetic)
-    seconds = time.perf_counter() - start
-    if out is not None and out.student is not None:
-        extra["cotrained_student_acc"] = digits.accuracy(student, out.student, data.test_images, data.test_labels)
-    say(f"{config.synth}: {len(targets)} images in {seconds:.1f} s")
-    student_vars = distill(k_student, teacher, teacher_vars, student, synthetic, steps=config.student_steps)
+    def synthesize():
+        extra, start = {}, time.perf_counter()
+        if config.synth == "deepinversion":
+            synthetic = invert(k_di)
+        else:
+            adversary = (student, student.init(k_round2, digits_model.INPUT_SIZE))
+            out = generator.synthesize(k_di, teacher, teacher_vars, targets, rounds=config.generator_rounds,
+                                       student=adversary if config.generator_settings.adv else None,
+                                       settings=config.generator_settings, progress=progress)
+            synthetic = out.images
+            if out.student is not None:
+                extra["cotrained_student_acc"] = digits.accuracy(student, out.student, data.test_images,
+                                                                 data.test_labels)
+        jax.block_until_ready(synthetic)
+        return synthetic, {"synthesis_seconds": time.perf_counter() - start, **extra}
+
+    synthetic, extra = stage("synthesis", synthesize, images)
+    say(f"{config.synth}: {len(targets)} images in {extra['synthesis_seconds']:.1f} s")
+    student_vars, _ = stage("student", lambda: (distill(k_student, teacher, teacher_vars, student, synthetic,
+                                                        steps=config.student_steps), None))
     student_acc = digits.accuracy(student, student_vars, data.test_images, data.test_labels)
     say(f"student distilled on {len(targets)} {config.synth} images: {student_acc:.3f}")
     noise = noise_images(k_noise, len(targets), digits_model.INPUT_SIZE)
-    noise_vars = distill(k_noise_student, teacher, teacher_vars, student, noise, steps=config.student_steps)
+    noise_vars, _ = stage("noise-student", lambda: (distill(k_noise_student, teacher, teacher_vars, student, noise,
+                                                            steps=config.student_steps), None))
     noise_acc = digits.accuracy(student, noise_vars, data.test_images, data.test_labels)
     say(f"student distilled on {len(targets)} Gaussian-noise images: {noise_acc:.3f}")
 
     result = {"synth": config.synth, "teacher_acc": teacher_acc, "student_acc": student_acc,
-              "noise_baseline_acc": noise_acc, "synthesis_seconds": seconds, **extra}
+              "noise_baseline_acc": noise_acc, **extra}
     if config.synth != "deepinversion":
         return result
 
@@ -130,7 +150,9 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
         return mean_pairwise_distance(acts["avgpool"], targets)
 
     steps = config.di_steps if config.diversity_steps is None else config.diversity_steps
-    plain, adaptive = invert(k_round2, steps=steps), invert(k_round2, config.adi, student_vars, steps=steps)
+    plain, _ = stage("diversity-plain", lambda: (invert(k_round2, steps=steps), None), images)
+    adaptive, _ = stage("diversity-adaptive", lambda: (invert(k_round2, config.adi, student_vars, steps=steps), None),
+                        images)
     div_di, div_adi = diversity(plain), diversity(adaptive)
     say(f"diversity (mean same-class feature distance): DeepInversion {div_di:.4f}, adaptive {div_adi:.4f}")
     return result | {"diversity_di": div_di, "diversity_adi": div_adi}

@@ -19,12 +19,14 @@ Every model is scored on the held-out real digits of all classes. ``jaxviz incre
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from jaxviz.core import loop
 from jaxviz.datafree import deepinversion as di
 from jaxviz.datafree import generator, incremental
 from jaxviz.experiments import digits
@@ -92,8 +94,12 @@ def _synthesize(key, how: str, model, variables, old, config: IncrementalConfig)
 
 
 def run(key: jax.Array, config: IncrementalConfig = IncrementalConfig(), data: digits.Digits | None = None,
-        log: Callable[[str], None] | None = None) -> dict:
+        log: Callable[[str], None] | None = None, checkpoint: str | os.PathLike | None = None) -> dict:
     """Every method of ``config.methods`` on the split of ``config.tasks`` tasks.
+
+    ``checkpoint``: a directory where every finished stage (the joint model, the first task, each method after
+    each task) is saved; a run stopped between stages and started again with the same key and config resumes
+    after the last finished one and returns the uninterrupted run's results.
 
     Returns:
         ``{method: {"final_acc", "per_task", "after_task", "synthesis_seconds"}}``: ``final_acc`` on the held-out
@@ -122,30 +128,43 @@ def run(key: jax.Array, config: IncrementalConfig = IncrementalConfig(), data: d
         seen = [c for t in task_classes[:seen_until] for c in t]
         return seen_accuracy(model, variables, tx[np.isin(ty, seen)], ty[np.isin(ty, seen)], seen)
 
+    fingerprint = repr((np.asarray(jax.random.key_data(key)).tolist(), config, len(y), len(ty)))
+
+    def stage(name, compute):
+        return loop.saved_stage(checkpoint, name, compute, template=init, fingerprint=fingerprint,
+                                what="incremental run")
+
     results = {}
     if "joint" in config.methods:
-        joint = incremental.learn_task(k_joint, model, init, x, y, new=range(10), settings=config.settings).variables
+        joint, _ = stage("joint", lambda: (incremental.learn_task(k_joint, model, init, x, y, new=range(10),
+                                                                  settings=config.settings).variables, None))
         results["joint"] = {"after_task": [scores(joint, len(task_classes))], "synthesis_seconds": 0.0}
         say(f"joint training on all real digits: {results['joint']['after_task'][-1]:.3f}")
-    first = incremental.learn_task(k_first, model, init, *task_data(task_classes[0]), new=task_classes[0],
-                                   settings=config.settings).variables
+    first, _ = stage("first", lambda: (incremental.learn_task(
+        k_first, model, init, *task_data(task_classes[0]), new=task_classes[0], settings=config.settings).variables,
+        None))
     say(f"task 1 ({task_classes[0]}): {scores(first, 1):.3f}")
     for method in (m for m in config.methods if m != "joint"):
         variables, after, seconds = first, [scores(first, 1)], 0.0
         for t in range(1, len(task_classes)):
-            k_syn, k_learn = jax.random.split(jax.random.fold_in(k_tasks, t), 2)
-            old = [c for task in task_classes[:t] for c in task]
-            synthetic = None
-            if method != "finetune":
-                how = "deepinversion" if method == "deepinversion" else config.abd_synth
-                start = time.perf_counter()
-                synthetic = _synthesize(k_syn, how, model, variables, old, config)
-                seconds += time.perf_counter() - start
-            variables = incremental.learn_task(
-                k_learn, model, variables, *task_data(task_classes[t]), new=task_classes[t],
-                seen=old + list(task_classes[t]), previous=variables, synthetic=synthetic,
-                method={"finetune": "finetune", "deepinversion": "replay", "abd": "abd"}[method],
-                settings=config.settings).variables
+            def learn(method=method, t=t, previous=variables):
+                k_syn, k_learn = jax.random.split(jax.random.fold_in(k_tasks, t), 2)
+                old = [c for task in task_classes[:t] for c in task]
+                synthetic, seconds = None, 0.0
+                if method != "finetune":
+                    how = "deepinversion" if method == "deepinversion" else config.abd_synth
+                    start = time.perf_counter()
+                    synthetic = _synthesize(k_syn, how, model, previous, old, config)
+                    seconds = time.perf_counter() - start
+                learned = incremental.learn_task(
+                    k_learn, model, previous, *task_data(task_classes[t]), new=task_classes[t],
+                    seen=old + list(task_classes[t]), previous=previous, synthetic=synthetic,
+                    method={"finetune": "finetune", "deepinversion": "replay", "abd": "abd"}[method],
+                    settings=config.settings).variables
+                return learned, {"synthesis_seconds": seconds}
+
+            variables, info = stage(f"{method}-task{t + 1}", learn)
+            seconds += info["synthesis_seconds"]
             after.append(scores(variables, t + 1))
             say(f"{method}, task {t + 1} ({task_classes[t]}): {after[-1]:.3f} over the classes seen")
         results[method] = {"after_task": after, "synthesis_seconds": seconds, "variables": variables}
