@@ -101,7 +101,7 @@ def run(key: jax.Array, config: DigitsConfig = DigitsConfig(), progress: bool | 
         return loop.saved_stage(checkpoint, name, compute, template=template, fingerprint=fingerprint,
                                 what="distillation run")
 
-    teacher = student
+    teacher = student  # digits.teacher trains the same digits CNN; only its variables are a stage
     teacher_vars, _ = stage("teacher", lambda: (digits.teacher(k_teacher, data, steps=config.teacher_steps)[1], None))
     teacher_acc = digits.accuracy(teacher, teacher_vars, data.test_images, data.test_labels)
     say(f"teacher: {teacher_acc:.3f} on {len(data.test_labels)} held-out digits")
