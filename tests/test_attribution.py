@@ -198,12 +198,25 @@ def test_neuron_target_explains_a_mid_level_unit(lite0, small_batch):
         jaxviz.saliency(model, variables, small_batch, jaxviz.Neuron("blocks.99", 0))
 
 
-def test_bad_targets_are_clear_errors(lite0, small_batch):
-    model, variables = lite0
+def test_bad_targets_are_clear_errors(small_bn, small_batch):
+    model, variables = small_bn
     with pytest.raises(ValueError, match="one int per image"):
         jaxviz.saliency(model, variables, small_batch, jnp.asarray([1, 2, 3]))
     with pytest.raises(TypeError, match="integer"):
         jaxviz.saliency(model, variables, small_batch, 2.5)
+    # ... before the forward pass (on Lite0 the length error used to come after 17 s of eager forward pass)
+    calls = []
+
+    def forward(params, images):
+        calls.append(images.shape)
+        return images.mean(axis=(1, 2)) @ params["w"]
+
+    plain, params = models.wrap(forward, {"w": jnp.ones((3, 5))}, input_size=64)
+    calls.clear()
+    for bad in (jnp.asarray([1, 2, 3]), 2.5, jnp.zeros((2, 1), jnp.int32)):
+        with pytest.raises((ValueError, TypeError), match="target must be"):
+            jaxviz.saliency(plain, params, small_batch, bad)
+    assert calls == []
     with pytest.raises(ValueError, match="patch"):
         jaxviz.occlusion(model, variables, small_batch, 1, patch=100)
     with pytest.raises(ValueError, match="unknown layer"):

@@ -384,6 +384,7 @@ def score_and_acts(model, variables, images: jax.Array, target: Target, capture:
     if callable(target):
         raise TypeError("a target is a class index, one per image, or a jaxviz objective (channel, neuron, "
                         f"class_logit, ... of jaxviz.core.objectives); got {type(target).__name__}")
+    _check_class_target(target, images.shape[0])  # before the forward pass: a bad target fails in microseconds
     logits, acts = model.apply(variables, images, capture=tuple(capture), perturb=perturb)
     return class_scores(logits, target), acts
 
@@ -398,13 +399,18 @@ def score_fn(model, variables, target: Target):
     return lambda images: jnp.sum(score(model, variables, images, target))
 
 
-def class_scores(logits: jax.Array, target) -> jax.Array:
-    """``logits[b, target[b]]`` for an int or (B,) int target."""
+def _check_class_target(target, batch: int) -> jax.Array:
+    """``target`` as an array: an int or ``batch`` ints (ValueError: another shape; TypeError: not integers)."""
     t = jnp.asarray(target)
-    batch = logits.shape[0]
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != batch):
         raise ValueError(f"target must be an int or one int per image ({batch}), got shape {t.shape}")
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise TypeError(f"target must be integer class indices, got dtype {t.dtype}")
-    t = jnp.broadcast_to(t, (batch,))
+    return t
+
+
+def class_scores(logits: jax.Array, target) -> jax.Array:
+    """``logits[b, target[b]]`` for an int or (B,) int target."""
+    batch = logits.shape[0]
+    t = jnp.broadcast_to(_check_class_target(target, batch), (batch,))
     return jnp.take_along_axis(logits, t[:, None], axis=1)[:, 0]
