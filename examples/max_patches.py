@@ -23,10 +23,10 @@ def main(argv=None):
     p.add_argument("--out", default="patches.png")
     args = p.parse_args(argv)
     model, variables = models.load()
-    data = image.sample_crops(per_image=12)
+    data, origins = image.sample_crops(per_image=12), image.sample_crop_boxes(per_image=12)
     tiles, captions = [], []
     for channel in (int(c) for c in args.channels.split(",")):
-        r = patches.top_patches(model, variables, data, args.layer, channel, k=args.k)
+        r = patches.top_patches(model, variables, data, args.layer, channel, k=args.k, origins=origins)
         tiles += [image.resize(x, 64, 64) for x in r.patches]
         captions += [f"ch {channel}: {v:.2f}" for v in r.value]
     image.save_png(args.out, image.grid(tiles, captions, cols=args.k))

@@ -185,6 +185,35 @@ def test_top_patches_stay_inside_and_skip_near_duplicates():
         patches.top_patches(model, variables, twice, "conv2", channel=1, distinct=2.0)
 
 
+def test_top_patches_skip_the_same_spot_of_a_picture_at_another_zoom_or_mirrored():
+    """With ``origins`` (where each crop was cut), two patches of one spot of one picture are duplicates even when
+    their pixels differ; here every patch is its whole crop (a 32 px field), so its region is the crop's box."""
+    model, variables = tiny_model(32)
+    images = np.random.default_rng(6).uniform(size=(6, 32, 32, 3)).astype(np.float32)  # pixels never correlate
+    origins = np.array([[0, 0, 0, 160, 0],       # picture 0, top-left quarter
+                        [0, 40, 40, 80, 1],      # inside 0's region, zoomed in and mirrored: a duplicate of 0
+                        [0, 160, 160, 160, 0],   # picture 0, the opposite quarter: new
+                        [1, 0, 0, 160, 0],       # picture 1, same coordinates: new
+                        [0, 100, 0, 160, 0],     # shares 60/160 of 0's rows: 37% of the smaller region: new
+                        [0, 0, 60, 160, 0]])     # shares 62% with 0 and 75% with 1: a duplicate
+    whole = models.ReceptiveField(32, 1, 0, False)
+    p = patches.top_patches(model, variables, images, "conv2", channel=1, k=6, field=whole, origins=origins)
+    chosen = {int(i) for i in p.index}
+    assert {2, 3, 4} <= chosen and len(chosen & {0, 1, 5}) == 1, chosen
+    assert len(patches.top_patches(model, variables, images, "conv2", channel=1, k=6, field=whole).index) == 6
+    # the patch's region follows the crop's mirroring and zoom
+    assert patches._source_box(origins[1], 0, 0, 8, 32) == (40.0, 100.0, 20.0)  # left 8 px of a mirror: the right
+    with pytest.raises(ValueError, match="origins"):
+        patches.top_patches(model, variables, images, "conv2", channel=1, k=6, origins=origins[:3])
+    boxes = image.sample_crop_boxes(per_image=2)
+    assert boxes.shape == (18, 5) and np.all(boxes[:, 1:3] + boxes[:, 3:4] <= image.CROP_SOURCE_SIDE)
+    first = image.sample_crops(per_image=1, size=32)[0]
+    source, top, left, side, mirrored = image.sample_crop_boxes(per_image=1)[0]
+    expected = image.resize(image.sample(image.SAMPLES[source], image.CROP_SOURCE_SIDE)[top:top + side,
+                                                                                          left:left + side], 32, 32)
+    np.testing.assert_array_equal(first, expected[:, ::-1] if mirrored else expected)
+
+
 def test_digits_neighbours_agree_far_more_in_feature_space(capsys):
     code = cli.main(["neighbors", "--digits", "--json"])
     out = capsys.readouterr().out

@@ -280,15 +280,15 @@ def _embedding(ctx):
 def _patches(ctx):
     from jaxviz.representation import patches
 
-    crops = image.sample_crops(per_image=6)
+    crops, origins = image.sample_crops(per_image=6), image.sample_crop_boxes(per_image=6)
     layer = "blocks.4"
     tiles, captions = [], []
     for channel in (3, 17, 30):
-        p = patches.top_patches(ctx.model, ctx.variables, crops, layer, channel, k=6)
+        p = patches.top_patches(ctx.model, ctx.variables, crops, layer, channel, k=6, origins=origins)
         tiles += [image.resize(x, 48, 48) for x in p.patches]
         captions += [f"ch {channel}"] + [""] * 5
-    return image.grid(tiles, captions, cols=6, label_height=11), \
-        "Maximally activating patches of 3 channels over 54 crops of the bundled images", layer, \
+    what = "Maximally activating patches of 3 channels over 54 crops of the bundled images (no spot of a picture twice)"
+    return image.grid(tiles, captions, cols=6, label_height=11), what, layer, \
         f"receptive field {p.field.size} px, stride {p.field.stride}"
 
 

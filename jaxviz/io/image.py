@@ -99,19 +99,40 @@ def sample(name: str, size: int | None = None) -> np.ndarray:
     return prepare(arr, size) if size else arr
 
 
+#: the side of the bundled pictures that :func:`sample_crops` cuts from (the unit of :func:`sample_crop_boxes`)
+CROP_SOURCE_SIDE = 320
+
+
+def sample_crop_boxes(per_image: int = 6, seed: int = 0) -> np.ndarray:
+    """Where :func:`sample_crops` cuts (same ``per_image`` and ``seed``): (9 * per_image, 5) ints, one row per
+    crop: the picture's index in ``SAMPLES + TEXTURES + STYLES``, top, left and side in its
+    :data:`CROP_SOURCE_SIDE` px version, and 1 where the crop is mirrored. Pass it as ``origins`` to
+    :func:`jaxviz.representation.patches.top_patches`, which then skips patches of the same spot of one picture."""
+    if per_image < 1:
+        raise ValueError(f"per_image must be at least 1, got {per_image}")
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for source in range(len(SAMPLES + TEXTURES + STYLES)):
+        for _ in range(per_image):
+            side = int(rng.integers(80, 241))
+            top, left = rng.integers(0, CROP_SOURCE_SIDE - side + 1, 2)
+            boxes.append((source, top, left, side, int(rng.random() < 0.5)))
+    return np.asarray(boxes, np.int64)
+
+
 def sample_crops(per_image: int = 6, size: int = 128, seed: int = 0) -> np.ndarray:
     """Random square crops of every bundled picture (photos, textures, styles) from 320 px versions, each a
     random quarter to three quarters of the side and mirrored at random, resized to ``size``:
-    (9 * per_image, size, size, 3), a small, varied data set for data-set tools without a download."""
-    rng = np.random.default_rng(seed)
+    (9 * per_image, size, size, 3), a small, varied data set for data-set tools without a download
+    (:func:`sample_crop_boxes`: where each was cut)."""
+    names = SAMPLES + TEXTURES + STYLES
+    big = {}
     crops = []
-    for name in SAMPLES + TEXTURES + STYLES:
-        big = sample(name, 320)
-        for _ in range(per_image):
-            side = int(rng.integers(80, 241))
-            top, left = rng.integers(0, 320 - side + 1, 2)
-            piece = resize(big[top:top + side, left:left + side], size, size)
-            crops.append(piece[:, ::-1] if rng.random() < 0.5 else piece)
+    for source, top, left, side, mirrored in sample_crop_boxes(per_image, seed):
+        if source not in big:
+            big[source] = sample(names[source], CROP_SOURCE_SIDE)
+        piece = resize(big[source][top:top + side, left:left + side], size, size)
+        crops.append(piece[:, ::-1] if mirrored else piece)
     return np.stack(crops)
 
 

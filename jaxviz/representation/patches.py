@@ -72,8 +72,28 @@ def _similar(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+def _source_box(origin, top: int, left: int, size: int, side: int) -> tuple[float, float, float]:
+    """A patch's (top, left, side) in its crop's source picture: ``origin`` is the crop's row of
+    :func:`jaxviz.io.image.sample_crop_boxes`, the crop ``side`` px; the patch clipped to the crop."""
+    _, o_top, o_left, o_side, mirrored = (int(v) for v in origin)
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + size, side), min(left + size, side)
+    if mirrored:
+        l0, l1 = side - l1, side - l0
+    scale = o_side / side
+    return o_top + t0 * scale, o_left + l0 * scale, max(t1 - t0, l1 - l0) * scale
+
+
+def _shared(a, b) -> float:
+    """The share of the smaller of two square (top, left, side) boxes that the other covers."""
+    h = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    w = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
+    return max(h, 0.0) * max(w, 0.0) / max(min(a[2], b[2]) ** 2, 1e-12)
+
+
 def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, batch_size: int = 64,
-                field=None, inside: bool = True, distinct: float | None = 0.8) -> Patches:
+                field=None, inside: bool = True, distinct: float | None = 0.8, origins=None,
+                overlap: float = 0.5) -> Patches:
     """Up to ``k`` crops of ``images`` (N, H, W, 3) that excite ``channel`` at ``layer`` most, one per image.
 
     Args:
@@ -84,6 +104,10 @@ def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, 
             position's does (a field larger than the image), every position counts.
         distinct: skip a patch whose pixels correlate above this with a patch already chosen (the same region
             in two overlapping crops); None keeps every image's.
+        origins: where each image was cut from, (N, 5) rows of :func:`jaxviz.io.image.sample_crop_boxes`
+            (picture, top, left, side, mirrored): a patch is then also skipped when its region of the picture
+            and a chosen patch's share more than ``overlap`` of the smaller one, which catches the same spot
+            seen at another zoom or mirrored, where pixels no longer correlate.
 
     Returns:
         :class:`Patches`, strongest first; each patch the receptive field around its image's strongest position.
@@ -97,6 +121,13 @@ def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, 
         raise ValueError(f"k must be in [1, {n}], got {k}")
     if distinct is not None and not -1 <= distinct <= 1:
         raise ValueError(f"distinct must be a correlation in [-1, 1] or None, got {distinct}")
+    if origins is not None:
+        origins = np.asarray(origins)
+        if origins.shape != (n, 5):
+            raise ValueError(f"origins must be (N, 5) = ({n}, 5) rows of image.sample_crop_boxes, got "
+                             f"{origins.shape}")
+    if not 0 < overlap <= 1:
+        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
     field = field or receptive_field(model, layer, size)
     shape = jax.eval_shape(lambda x: model.apply(variables, x, capture=(layer,))[1][layer], images[:1]).shape
     allowed = _inside(field, shape[1], shape[2], *images.shape[1:3]) if inside else np.ones(shape[1:3], bool)
@@ -110,11 +141,18 @@ def top_patches(model, variables, images, layer: str, channel: int, k: int = 9, 
         ys.append(np.asarray(y))
         xs.append(np.asarray(x))
     values, ys, xs = np.concatenate(values), np.concatenate(ys), np.concatenate(xs)
-    chosen, crops = [], []
+    chosen, crops, boxes = [], [], []
     for i in np.argsort(-values, kind="stable"):
-        patch = crop(images[i], field.offset + ys[i] * field.stride, field.offset + xs[i] * field.stride, field.size)
+        top, left = field.offset + ys[i] * field.stride, field.offset + xs[i] * field.stride
+        patch = crop(images[i], top, left, field.size)
         if distinct is not None and any(_similar(patch, c) > distinct for c in crops):
             continue
+        if origins is not None:
+            box = _source_box(origins[i], int(top), int(left), field.size, size)
+            if any(origins[j][0] == origins[i][0] and _shared(box, b) > overlap
+                   for j, b in zip(chosen, boxes, strict=True)):
+                continue
+            boxes.append(box)
         chosen.append(i)
         crops.append(patch)
         if len(chosen) == k:
