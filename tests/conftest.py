@@ -93,8 +93,9 @@ def photos():
     return np.stack([image.sample("chelsea", 224), image.sample("coffee", 224)])
 
 
-def tiny_model(size: int = 16):
-    """A two-conv ReLU network as a plain linen module (layers conv1, conv2, avgpool, fc), random weights."""
+def tiny_model(size: int = 16, *, classes: int = 10, batchnorm: bool = False):
+    """A two-conv ReLU network as a plain linen module (layers conv1, conv2, avgpool, fc), random weights;
+    ``batchnorm``: a BatchNorm (inference mode, random running statistics) after each convolution."""
     import flax.linen as nn
     import jax.numpy as jnp
 
@@ -103,14 +104,18 @@ def tiny_model(size: int = 16):
     class TinyCNN(nn.Module):
         @nn.compact
         def __call__(self, x):
-            x = nn.relu(nn.Conv(8, (3, 3), name="conv1")(x))
-            x = nn.relu(nn.Conv(8, (3, 3), strides=2, name="conv2")(x))
+            for i, name in enumerate(("conv1", "conv2"), 1):
+                x = nn.Conv(8, (3, 3), strides=i, name=name)(x)
+                x = nn.relu(nn.BatchNorm(use_running_average=True, name=f"bn{i}")(x) if batchnorm else x)
             with jax.named_scope("avgpool"):
                 x = x.mean(axis=(1, 2))
-            return nn.Dense(10, name="fc")(x)
+            return nn.Dense(classes, name="fc")(x)
 
     module = TinyCNN()
     variables = module.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
+    if batchnorm:  # non-trivial statistics: a method that let an image's batch leak in would show
+        variables = {**variables, "batch_stats": jax.tree.map(
+            lambda a: jax.random.uniform(jax.random.key(1), a.shape, minval=0.5, maxval=1.5), variables["batch_stats"])}
     # The activations after each ReLU (op tags relu0, relu1) keep their conv's name.
     return models.from_linen(module, variables, input_size=size, name="tiny",
                              preprocessing=models.Preprocessing(),
