@@ -37,7 +37,7 @@ def main(argv=None):
     judge, judge_vars = models.load("efficientnet_lite1")
     classes = [int(c) for c in args.classes.split(",")]
     names = imagenet_labels()
-    choices = {"maco": di.Settings(lr=0.25, param=param.Maco()), "pixel": di.Settings(lr=0.1),
+    choices = {"maco": di.Settings(lr=0.25, param=di.MACO), "pixel": di.Settings(lr=0.1),
                "fourier": di.Settings(lr=0.05, param=param.Fourier())}
     rows, captions = [], []
     print(f"{'param':>8} | Lite1 top-1 | Lite1 top-5 | neighbour diff / photos | high-freq share / photos | s")

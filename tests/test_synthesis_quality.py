@@ -72,6 +72,23 @@ def test_maco_keeps_the_natural_spectrum_whatever_the_phase():
         p.init(jax.random.key(0), shape, jnp.zeros(shape))
 
 
+def test_maco_margin_renders_a_larger_canvas_with_the_pictures_spectrum():
+    # the canvas's spectrum is the picture's, sampled on finer frequencies: at twice the side every other
+    # frequency is exactly the picture-size spectrum's
+    small, canvas = param.natural_magnitude(32, 32), param.natural_magnitude(32, 32, canvas=(64, 64))
+    assert canvas.shape == (3, 64, 33)
+    np.testing.assert_allclose(canvas[:, ::2, ::2], small, rtol=1e-4, atol=1e-4 * float(small.max()))
+    p, shape = param.Maco(margin=0.25), (2, 32, 32, 3)
+    params = p.init(jax.random.key(0), shape)
+    assert params.shape == (2, 3, 48, 25)  # 8 hidden pixels on every edge
+    images = p.to_image(params, shape)
+    assert images.shape == shape and 0 <= float(images.min()) and float(images.max()) <= 1
+    with pytest.raises(ValueError, match="margin"):
+        param.Maco(margin=-0.1)
+    with pytest.raises(ValueError, match="smaller than the picture"):
+        param.natural_magnitude(32, 32, canvas=(16, 32))
+
+
 def test_identity_crop_is_the_image_and_crops_are_crop_major():
     x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3))
     same = tfm.Crops(count=1, low=1.0, high=1.0, spread=0.0, noise=0.0)(jax.random.key(0), x)

@@ -87,7 +87,7 @@ def cmd_deepinversion(args) -> None:
     if args.param is not None:
         from jaxviz.synthesis import param
 
-        settings = dataclasses.replace(settings, param={"pixel": None, "maco": param.Maco(),
+        settings = dataclasses.replace(settings, param={"pixel": None, "maco": di.MACO,
                                                         "fourier": param.Fourier()}[args.param])
     if args.lr is not None:
         settings = dataclasses.replace(settings, lr=args.lr)

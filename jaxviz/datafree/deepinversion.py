@@ -38,9 +38,16 @@ import optax
 
 from jaxviz.core import loop, sharding
 from jaxviz.core.objectives import variation
+from jaxviz.synthesis.param import Maco
 
-__all__ = ["Settings", "recommended", "bn_statistics_loss", "deepinversion", "js_divergence", "learning_rate",
+__all__ = ["Settings", "recommended", "MACO", "bn_statistics_loss", "deepinversion", "js_divergence", "learning_rate",
            "image_priors", "Result"]
+
+#: DeepInversion's MACO parameterization: without the hidden margin that class visualization uses against
+#: corner glows. On Lite0 (ten classes, 300 steps, seed 0, judged by Lite1) margin 0 put 8 first and 10 in the
+#: top 5; margins 0.125 and 0.25 only 8 in the top 5 (two classes came out as flat grey pictures), and
+#: DeepInversion's corner glows are faint (the corners' mean brightness 0.51 against the pictures' 0.48).
+MACO = Maco(margin=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +94,7 @@ def recommended(model) -> Settings:
     paper, at lr 0.1.
     """
     if model.name.startswith("efficientnet"):
-        from jaxviz.synthesis.param import Maco
-
-        return Settings(lr=0.25, param=Maco())
+        return Settings(lr=0.25, param=MACO)
     return Settings(lr=0.1)
 
 

@@ -116,7 +116,7 @@ class Fourier:
 
 
 @functools.lru_cache(maxsize=8)
-def natural_magnitude(h: int, w: int, decorrelate: bool = True) -> np.ndarray:
+def natural_magnitude(h: int, w: int, decorrelate: bool = True, canvas: tuple[int, int] | None = None) -> np.ndarray:
     """(3, h, w // 2 + 1) float32: the mean Fourier magnitude of natural photos at h x w.
 
     scikit-image's photos (:data:`jaxviz.io.image.SAMPLES`), each as its centre crop and four corner crops
@@ -125,6 +125,10 @@ def natural_magnitude(h: int, w: int, decorrelate: bool = True) -> np.ndarray:
     horizontal and vertical streaks), in :class:`Fourier`'s decorrelated colours when ``decorrelate`` (so
     that recorrelating gives natural colours); each channel's ``|rfft2|`` averaged, rescaled so that the
     window's loss of energy is undone.
+
+    With ``canvas`` (ch, cw), at least (h, w), the photos are zero-padded to it before the FFT: the result,
+    (3, ch, cw // 2 + 1), is the same spectrum sampled on the larger canvas's frequencies, so that an image
+    of the canvas's size has, pixel for pixel, the texture of photos shown at h x w.
     """
     from jaxviz.io import image
 
@@ -143,7 +147,10 @@ def natural_magnitude(h: int, w: int, decorrelate: bool = True) -> np.ndarray:
     x = x * window[None, :, :, None] / np.sqrt(np.mean(window ** 2))
     if decorrelate:
         x = x @ np.linalg.inv(_COLOR.T.astype(np.float64))
-    magnitude = np.abs(np.fft.rfft2(np.moveaxis(x, -1, 1), axes=(2, 3))).mean(axis=0)
+    ch, cw = canvas or (h, w)
+    if ch < h or cw < w:
+        raise ValueError(f"the canvas {(ch, cw)} is smaller than the picture {(h, w)}")
+    magnitude = np.abs(np.fft.rfft2(np.moveaxis(x, -1, 1), s=(ch, cw), axes=(2, 3))).mean(axis=0)
     return magnitude.astype(np.float32)
 
 
@@ -161,27 +168,48 @@ class Maco:
     recorrelated to RGB and squashed by a sigmoid: every image has natural-image energy at every
     frequency whatever the phases, and the optimizer only moves where that energy goes.
 
+    The inverse FFT is periodic: left alone, the energy that no objective wants gathers where the random
+    crops look least, the wrap-around corner, as four pale glows in the picture's corners. With ``margin``
+    the periodic canvas is larger than the picture by that fraction of its side on each edge (its spectrum
+    is the photos' at the picture's size, sampled on the canvas's frequencies), standardized as a whole,
+    and the picture is its centre: the unwanted energy goes to the margin, which is never shown. On Lite0's
+    ten-class visualizations (224 px, 128 steps) the corners' mean brightness was 0.65 against the pictures'
+    0.50 without a margin, 0.49 against 0.49 with 0.25 (README, "synthesis").
+
     Attributes:
         std: standard deviation of the random phases at the start.
         decorrelate: the magnitude is taken, and the image built, in :class:`Fourier`'s decorrelated colours.
+        margin: the hidden border of the periodic canvas, as a fraction of the picture's side per edge.
     """
 
     std: float = 1.0
     decorrelate: bool = True
+    margin: float = 0.25
+
+    def __post_init__(self):
+        if not 0 <= self.margin <= 1:
+            raise ValueError(f"Maco margin must be in [0, 1], got {self.margin}")
+
+    def _canvas(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """The canvas's side and the picture's offset in it."""
+        mh, mw = round(self.margin * h), round(self.margin * w)
+        return h + 2 * mh, w + 2 * mw, mh, mw
 
     def init(self, key: jax.Array, shape, image: jax.Array | None = None) -> jax.Array:
         b, h, w, _ = _check_shape(shape)
         if image is not None:
             raise ValueError("the MACO parameterization starts from random phases; use Pixel() to start from an "
                              "image")
-        return self.std * jax.random.normal(key, (b, 3, h, w // 2 + 1))
+        ch, cw, _, _ = self._canvas(h, w)
+        return self.std * jax.random.normal(key, (b, 3, ch, cw // 2 + 1))
 
     def to_image(self, params: jax.Array, shape) -> jax.Array:
         _, h, w, _ = _check_shape(shape)
-        magnitude = jnp.asarray(natural_magnitude(h, w, self.decorrelate))
+        ch, cw, top, left = self._canvas(h, w)
+        magnitude = jnp.asarray(natural_magnitude(h, w, self.decorrelate, (ch, cw)))
         phase = _standardize(params, (1, 2, 3))
-        x = jnp.fft.irfft2(magnitude * jnp.exp(1j * phase), s=(h, w))
-        x = _standardize(jnp.moveaxis(x, 1, -1), (1, 2, 3))
+        x = jnp.fft.irfft2(magnitude * jnp.exp(1j * phase), s=(ch, cw))
+        x = _standardize(jnp.moveaxis(x, 1, -1), (1, 2, 3))[:, top:top + h, left:left + w]
         if self.decorrelate:
             x = x @ jnp.asarray(_COLOR.T)
         return jax.nn.sigmoid(x)
