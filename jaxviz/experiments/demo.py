@@ -237,7 +237,7 @@ def _fast_style(ctx):
         for name, p, o in zip(("coffee", "astronaut"), photos, outs, strict=True))
     return image.grid([*photos, *outs], ["coffee", "astronaut", "stylized", "stylized"], cols=4), \
         f"Fast style transfer: a feed-forward network, one pass per image ({checks})", \
-        "perceptual loss through Lite0 (content x4) + colour distribution", \
+        "perceptual loss through Lite0 (content x5) + colour distribution", \
         f"TransformNet (16, 32, 64), 3 residual blocks, clipped output, {steps} Adam steps (lr 0.01, batch 4) on " \
         "128 px photos"
 
