@@ -84,8 +84,9 @@ class Settings:
         layer_weights: ``{style layer: weight}`` (default 1 each).
         preserve_colors: keep the content's colours (luminance-only transfer).
         colour_weight: weight of :func:`~jaxviz.style.gram.colour_loss` (the style's colour distribution);
-            None: the technique's (0 for :func:`transfer` and textures, whose Gram matrices carry the colours;
-            :data:`jaxviz.style.fast.DEFAULT_COLOUR_WEIGHT` for a feed-forward network, which otherwise paints
+            None: 0 (for :func:`transfer`, whose content and Gram matrices carry the colours). The textures'
+            defaults use :data:`jaxviz.style.texture.DEFAULT_COLOUR_WEIGHT` (otherwise blue and yellow casts
+            over grey sources), a feed-forward network :data:`jaxviz.style.fast.DEFAULT_COLOUR_WEIGHT` (otherwise
             saturated blobs).
         param: optimize the ``"pixel"``s or the ``"fourier"`` spectrum (started from the image at every
             scale); None: the network's (:func:`~jaxviz.style.gram.default_layers`) for a transfer, pixels for
