@@ -163,13 +163,15 @@ def _standardize(x: jax.Array, axes) -> jax.Array:
 class Maco:
     """Phase-only Fourier parameterization; the magnitude is :func:`natural_magnitude`'s (MACO).
 
-    The parameters are the phases, (B, 3, H, W // 2 + 1). The image is the inverse FFT of
+    The parameters are the phases, (B, 3, H', W' // 2 + 1) for the canvas H' x W' (the picture's H x W
+    plus ``margin`` on every edge). The image is the inverse FFT of
     ``magnitude * exp(i * phase)`` (phases standardized per image), standardized per image,
     recorrelated to RGB and squashed by a sigmoid: every image has natural-image energy at every
     frequency whatever the phases, and the optimizer only moves where that energy goes.
 
-    The inverse FFT is periodic: left alone, the energy that no objective wants gathers where the random
-    crops look least, the wrap-around corner, as four pale glows in the picture's corners. With ``margin``
+    The inverse FFT is periodic: left alone, the energy that no objective wants gathers at the wrap-around
+    corner (presumably because the random crops, kept inside the picture, see it least), as four pale glows
+    in the picture's corners. With ``margin``
     the periodic canvas is larger than the picture by that fraction of its side on each edge (its spectrum
     is the photos' at the picture's size, sampled on the canvas's frequencies), standardized as a whole,
     and the picture is its centre: the unwanted energy goes to the margin, which is never shown. On Lite0's
