@@ -113,6 +113,8 @@ def main(argv=None):
     p.add_argument("--cls", type=int, default=1, help="class whose logit is maximized (1: goldfish)")
     p.add_argument("--steps", type=int, default=10, help="steps per timed call")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds")
+    p.add_argument("--margin", type=float, default=Maco.margin,
+                   help="jaxviz's hidden canvas margin, fraction of the side per edge (Horama has none)")
     p.add_argument("--single-thread", action="store_true",
                    help="one core, one thread each side (a machine shared with other jobs: see the module notes)")
     args = p.parse_args(argv)
@@ -131,8 +133,9 @@ def main(argv=None):
     optimizer = optax.nadam(args.lr)  # one object: a new one would compile a new loop
 
     def ours(n):
-        out = render.render(jax.random.key(0), model, variables, objective, size=args.size, param=Maco(),
-                            transform=crops, optimizer=optimizer, steps=n, importance=True, progress=False)
+        out = render.render(jax.random.key(0), model, variables, objective, size=args.size,
+                            param=Maco(margin=args.margin), transform=crops, optimizer=optimizer, steps=n,
+                            importance=True, progress=False)
         jax.block_until_ready((out.images, out.importance))
 
     def theirs(n):
