@@ -115,7 +115,6 @@ class Fourier:
         return params
 
 
-@functools.lru_cache(maxsize=8)
 def natural_magnitude(h: int, w: int, decorrelate: bool = True, canvas: tuple[int, int] | None = None) -> np.ndarray:
     """(3, h, w // 2 + 1) float32: the mean Fourier magnitude of natural photos at h x w.
 
@@ -130,6 +129,15 @@ def natural_magnitude(h: int, w: int, decorrelate: bool = True, canvas: tuple[in
     (3, ch, cw // 2 + 1), is the same spectrum sampled on the larger canvas's frequencies, so that an image
     of the canvas's size has, pixel for pixel, the texture of photos shown at h x w.
     """
+    ch, cw = canvas or (h, w)
+    if ch < h or cw < w:
+        raise ValueError(f"the canvas {(ch, cw)} is smaller than the picture {(h, w)}")
+    return _natural_magnitude(int(h), int(w), bool(decorrelate), int(ch), int(cw))
+
+
+@functools.lru_cache(maxsize=8)
+def _natural_magnitude(h: int, w: int, decorrelate: bool, ch: int, cw: int) -> np.ndarray:
+    """:func:`natural_magnitude`, cached under one key per spectrum (``canvas=None`` and ``canvas=(h, w)`` alike)."""
     from jaxviz.io import image
 
     pictures = []
@@ -147,9 +155,6 @@ def natural_magnitude(h: int, w: int, decorrelate: bool = True, canvas: tuple[in
     x = x * window[None, :, :, None] / np.sqrt(np.mean(window ** 2))
     if decorrelate:
         x = x @ np.linalg.inv(_COLOR.T.astype(np.float64))
-    ch, cw = canvas or (h, w)
-    if ch < h or cw < w:
-        raise ValueError(f"the canvas {(ch, cw)} is smaller than the picture {(h, w)}")
     magnitude = np.abs(np.fft.rfft2(np.moveaxis(x, -1, 1), s=(ch, cw), axes=(2, 3))).mean(axis=0)
     return magnitude.astype(np.float32)
 
