@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from . import hub
 from .adapters import from_equinox, from_haiku, from_linen, from_nnx, wrap
 from .convert import from_torch, load_npz, npz_metadata, read_safetensors, read_state_dict, save_npz
-from .core import IMAGENET_MEAN, IMAGENET_STD, Model, ModelLike, Preprocessing, bn_inputs, check_names
+from .core import IMAGENET_MEAN, IMAGENET_STD, Model, ModelLike, Preprocessing, bn_inputs, check_names, hashable
 from .hub import WeightsNotFoundError, cache_dir
 from .keras_h5 import KERAS_NAMES, keras_state_dict, read_keras_h5
 from .pth import UnsafeCheckpointError, read_pth
@@ -26,7 +26,7 @@ from .receptive import ReceptiveField, receptive_field
 from .registry import DEFAULT_MODEL, REGISTRY
 
 __all__ = [
-    "load", "build", "available", "convert_state_dict", "Model", "ModelLike", "Preprocessing", "bn_inputs",
+    "load", "build", "available", "convert_state_dict", "Model", "ModelLike", "Preprocessing", "bn_inputs", "hashable",
     "wrap", "from_linen", "from_nnx", "from_equinox", "from_haiku",
     "check_names", "read_pth", "read_keras_h5", "read_safetensors", "read_state_dict", "save_npz", "load_npz",
     "npz_metadata", "cache_dir", "receptive_field", "ReceptiveField",

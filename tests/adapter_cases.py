@@ -145,7 +145,7 @@ def linen_case():
 
 def jax_resnet_case():
     module = ResNet18(n_classes=CLASSES)
-    variables = module.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))
+    variables = jax.jit(module.init)(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))  # eager: 2x the time
     model, variables = models.from_linen(module, variables, input_size=32)
     reference, bn_reference = _linen_reference(module, variables, {})
 
@@ -167,7 +167,8 @@ def _haiku_fn(images, is_training):
 
 def haiku_case():
     transformed = hk.transform_with_state(_haiku_fn)
-    params, state = transformed.init(jax.random.key(2), jnp.zeros((1, 32, 32, 3)), True)
+    # jitted: run op by op, the initialization compiled each operation on its own (15 s against 8 s)
+    params, state = jax.jit(transformed.init, static_argnums=2)(jax.random.key(2), jnp.zeros((1, 32, 32, 3)), True)
     # Haiku's ResNet starts its logits and each block's last BatchNorm scale at zero: make them random so that
     # the input reaches the output.
     leaves, treedef = jax.tree_util.tree_flatten(params)

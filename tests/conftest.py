@@ -142,11 +142,6 @@ def torch_normalized(net):
     return _peers().Normalized(net).eval()
 
 
-def zeroing_ablation_layer():
-    """benchmarks/peers.py's pytorch-grad-cam ablation layer that always ablates to 0 (see there)."""
-    return _peers().zeroing_ablation_layer()
-
-
 def torch_bn_terms(net):
     """benchmarks/peers.py's forward-hook recorder of DeepInversion's per-BatchNorm terms (a context manager)."""
     return _peers().bn_statistic_terms(net)
@@ -184,7 +179,7 @@ SPLIT = {"test_attribution_parity.py": ("resnet50", "efficientnet_lite0"), "test
 #: which part starts next; a split file's total is divided as its parts took when run alone. Unlisted parts count
 #: 0 and keep xdist's order among themselves.
 PART_SECONDS = {
-    "test_attribution.py": 403, "test_attribution_parity.py[efficientnet_lite0]": 365,
+    "test_attribution.py": 300, "test_attribution_parity.py[efficientnet_lite0]": 130,
     "test_attribution_parity.py[resnet50]": 326, "test_deepinversion.py": 480, "test_readme.py": 246,
     "test_classviz.py": 330, "test_cli.py": 205, "test_distill.py": 186, "test_lrp_parity.py[resnet50]": 130,
     "test_interrupt.py": 120, "test_style.py": 250, "test_adapters.py[jax_resnet]": 80,

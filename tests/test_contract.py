@@ -15,8 +15,8 @@ from conftest import assert_close_to_max
 
 BATCH_RTOL = 1e-5  # per-image vs batched forward, relative to the largest logit
 PORTS = {
-    "efficientnet_lite0": dict(params=4_652_008, bn_layers=49, acts=33),
-    "resnet50": dict(params=25_557_032, bn_layers=53, acts=49),
+    "efficientnet_lite0": dict(params=4_652_008, bn_layers=49, acts=33, first_bn="bn0", last_bn="bn1"),
+    "resnet50": dict(params=25_557_032, bn_layers=53, acts=49, first_bn="bn1", last_bn="layer4.2.bn3"),
 }
 
 
@@ -99,6 +99,8 @@ def test_batchnorm_inputs_are_reachable(port):
     logits, seen = models.bn_inputs(model, variables, x)
     bn_paths = {".".join(k[:-1]) for k in traverse_util.flatten_dict(variables["batch_stats"])}
     assert set(seen) == bn_paths and len(seen) == PORTS[name]["bn_layers"]
+    # in forward order (DeepInversion weights the first layer's term)
+    assert (list(seen)[0], list(seen)[-1]) == (PORTS[name]["first_bn"], PORTS[name]["last_bn"]), list(seen)
     for path, inp in seen.items():
         assert inp.shape[-1] == _bn_channels(variables, path)
     np.testing.assert_allclose(logits, model.apply(variables, x), rtol=1e-6)

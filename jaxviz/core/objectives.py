@@ -15,7 +15,7 @@ share one compiled program, and :func:`stack` turns a list of them into one
 batched objective to ``vmap`` over.
 
 Example:
-    >>> from jaxviz import objectives as obj
+    >>> from jaxviz.core import objectives as obj
     >>> o = obj.channel("blocks.8", 3) - 0.05 * obj.total_variation()
     >>> o.layers
     ('blocks.8',)
@@ -25,6 +25,7 @@ References: Olah et al., "Feature Visualization", Distill 2017 (Lucid).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -361,7 +362,19 @@ def stack(objectives: Sequence[Objective]) -> Objective:
 
 
 def evaluate(objective: Objective, model, variables, images: jax.Array, original: jax.Array | None = None):
-    """(B,) scores of ``objective`` on ``images``; ``original`` is what ``input`` sees (default ``images``)."""
+    """(B,) scores of ``objective`` on ``images``; ``original`` is what ``input`` sees (default ``images``).
+
+    Compiled once per model, objective structure and shapes when ``model`` is hashable (every jaxviz port is;
+    :func:`jaxviz.models.hashable`): run op by op, EfficientNet-Lite0's first evaluation compiled each of its
+    operations on its own.
+    """
+    from jaxviz.models import hashable
+
+    return (_evaluate if hashable(model) else _evaluate.__wrapped__)(objective, model, variables, images, original)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _evaluate(objective, model, variables, images, original):
     return score_and_acts(model, variables, images, objective, original=original)[0]
 
 

@@ -5,8 +5,10 @@ the input shardings (XLA inserts the cross-device reductions a batch statistic o
 same code runs on one device and on many, and gives the same numbers.
 
 Example:
-    >>> mesh = batch_mesh()                                   # every local device, axis "batch"
-    >>> images = shard_batch(images, mesh)                    # (B, ...) split over the devices
+    Every local device, axis "batch"; the (B, ...) batch split over the devices; the weights on every device:
+
+    >>> mesh = batch_mesh()                                   # doctest: +SKIP
+    >>> images = shard_batch(images, mesh)                    # doctest: +SKIP
     >>> variables = replicate(variables, mesh)                # doctest: +SKIP
 """
 
