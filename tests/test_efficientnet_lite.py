@@ -14,6 +14,7 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet
 
 from jaxviz import models
+from jaxviz.core import forward
 from jaxviz.models import IMAGENET_MEAN, IMAGENET_STD, hub
 
 from conftest import (
@@ -44,14 +45,14 @@ def _normalize(x):
 
 def test_real_weights_classify_the_photos(lite0, photos):
     model, variables = lite0
-    top = np.asarray(jnp.argmax(jax.jit(model.apply)(variables, jnp.asarray(photos)), -1))  # jitted: one compile
+    top = np.asarray(jnp.argmax(forward.logits(model, variables, jnp.asarray(photos)), -1))  # compiled, shared
     assert top[0] in CAT_CLASSES
     assert top[1] in COFFEE_CLASSES
 
 
 def test_real_weights_softmax_matches_reference(lite0, photos):
     model, variables = lite0
-    ours = np.asarray(jax.nn.softmax(jax.jit(model.apply)(variables, jnp.asarray(photos)), -1))
+    ours = np.asarray(jax.nn.softmax(forward.logits(model, variables, jnp.asarray(photos)), -1))
     net = _reference(str(hub.fetch("efficientnet_lite0")))
     with torch.no_grad():
         theirs = torch.softmax(net(to_nchw(_normalize(photos))), -1).numpy()
@@ -129,4 +130,4 @@ def test_runs_with_torch_not_importable(tmp_path):
 def test_other_resolutions_run(lite0, size):
     model, variables = lite0
     x = jnp.zeros((1, size, size, 3))
-    assert jax.jit(model.apply)(variables, x).shape == (1, 1000)
+    assert forward.logits(model, variables, x).shape == (1, 1000)
