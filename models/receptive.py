@@ -52,7 +52,8 @@ def _support_fn(model: Model, layer: str, size: int):
 
 @functools.cache
 def _positive_weights(model: Model, seed: int):
-    return jax.tree_util.tree_map(jnp.abs, model.init(jax.random.key(seed)))
+    # NumPy's abs: jnp.abs here would compile one program per weight shape (48 on Lite0)
+    return jax.tree_util.tree_map(lambda w: jnp.asarray(np.abs(np.asarray(w))), model.init(jax.random.key(seed)))
 
 
 def _extent(mask: np.ndarray) -> tuple[int, int]:

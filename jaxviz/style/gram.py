@@ -178,4 +178,9 @@ def style_targets(model, variables, style: jax.Array, layers: Sequence[str]) -> 
     if style.ndim == 3:
         style = style[None]
     acts = forward.capture(model, variables, style, layers)
-    return {n: gram(acts[n])[0] for n in layers}
+    return dict(zip(layers, _first_grams(tuple(acts[n] for n in layers)), strict=True))
+
+
+@jax.jit  # one program for all layers; unjitted, each layer's Gram matrix compiles its own operations
+def _first_grams(acts: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    return tuple(gram(a)[0] for a in acts)

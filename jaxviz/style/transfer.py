@@ -193,7 +193,10 @@ def _features(model, variables, images, layers):
 
 def style_loss_of(model, variables, images: jax.Array, targets: dict, weights=None) -> jax.Array:
     """Unweighted :func:`~jaxviz.style.gram.style_loss` of ``images`` against Gram ``targets``, per image."""
-    return gram.style_loss(_features(model, variables, images, targets), targets, weights)
+    return _style_loss(_features(model, variables, images, targets), targets, weights)
+
+
+_style_loss = jax.jit(gram.style_loss)  # one program, not a few operations' per layer
 
 
 def content_loss_of(model, variables, images: jax.Array, reference: jax.Array, layer: str) -> jax.Array:
