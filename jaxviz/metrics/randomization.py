@@ -107,10 +107,14 @@ def randomize(key: jax.Array, variables, groups: Sequence[str]):
         keys, group = found[name]
         leaves, tree = jax.tree.flatten(group)
         draws = jax.random.split(jax.random.fold_in(key, i), max(1, len(leaves)))
-        fresh = [jnp.mean(x) + jnp.std(x) * jax.random.truncated_normal(k, -2.0, 2.0, x.shape, x.dtype)
-                 for k, x in zip(draws, leaves, strict=False)]
+        fresh = [_redrawn(k, x) for k, x in zip(draws, leaves, strict=False)]
         params = _replaced(params, keys, jax.tree.unflatten(tree, fresh))
     return {**variables, where: params} if where else params
+
+
+@jax.jit  # one program per weight shape; unjitted, each of its operations compiles on its own
+def _redrawn(key: jax.Array, x: jax.Array) -> jax.Array:
+    return jnp.mean(x) + jnp.std(x) * jax.random.truncated_normal(key, -2.0, 2.0, x.shape, x.dtype)
 
 
 def _average_ranks(x: jax.Array) -> jax.Array:
