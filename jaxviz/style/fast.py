@@ -196,6 +196,11 @@ class TrainResult(NamedTuple):
     resumed_from: int
 
 
+@functools.partial(jax.jit, static_argnums=0)  # unjitted, Flax initializes the network op by op (60 compilations)
+def _init(net: nn.Module, key: jax.Array, images: jax.Array):
+    return net.init(key, images)
+
+
 def train(key: jax.Array, model, variables, style, images, settings: Settings | None = None, *,
           steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
           optimizer: optax.GradientTransformation = DEFAULT_OPTIMIZER, net: TransformNet | None = None,
@@ -246,8 +251,7 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
     weights = {"style_weight": jnp.float32(defaults.style_weight if s.style_weight is None else s.style_weight),
                "content_weight": jnp.float32(s.content_weight), "tv_weight": jnp.float32(s.tv_weight),
                "colour_weight": jnp.float32(DEFAULT_COLOUR_WEIGHT if s.colour_weight is None else s.colour_weight)}
-    # compiled: unjitted, Flax initializes the network op by op (60 compilations); batches use fold_in(key, step)
-    params = jax.jit(net.init)(jax.random.fold_in(key, 2**31 - 1), images[:1])
+    params = _init(net, jax.random.fold_in(key, 2**31 - 1), images[:1])  # batches use fold_in(key, step)
     meta = {  # what makes a run: resuming another's would silently mix them
         "net": _config(net), "size": size, "batch_size": batch_size, "model": model.name,
         "optimizer": str(jax.tree.structure(jax.eval_shape(optimizer.init, params))),
