@@ -160,6 +160,12 @@ def test_the_losses_on_hand_set_values():
     np.testing.assert_allclose(w, [4 / 3, 2 / 3], rtol=1e-6)
     f, p = jnp.array([[1.0, 1.0]]), jnp.array([[0.0, 3.0]])
     np.testing.assert_allclose(incremental.feature_distillation(f, p, w), (4 / 3 * 1 + 2 / 3 * 4) / 2, rtol=1e-6)
+    # three old classes and one new: a batch of one image of each old class and three of the new one gives
+    # every class the same total weight
+    labels = jnp.array([0, 1, 2, 3, 3, 3])
+    balance = incremental.class_balance(labels, jnp.array([True, True, True, False]), jnp.ones(4, bool))
+    np.testing.assert_allclose(balance, [0.75, 0.75, 0.75, 0.25, 0.25, 0.25], rtol=1e-6)
+    np.testing.assert_allclose(np.bincount(np.asarray(labels), weights=np.asarray(balance)), 0.75, rtol=1e-6)
 
 
 def test_learn_task_refuses_what_it_cannot_do(first):

@@ -17,7 +17,8 @@ no real image of an old class is kept. :func:`learn_task` trains the model on on
     images that are not theirs;
   - the classifier head (alone: the features are held fixed, ``stop_gradient``) trained with the
     cross-entropy over all seen classes on real and synthesized images, which places the new classes against
-    the old ones without letting the synthetic domain shape the features;
+    the old ones without letting the synthetic domain shape the features; both cross-entropies weighted so
+    that every class counts the same (:func:`class_balance`);
   - importance-weighted feature distillation (:func:`feature_distillation`) against the frozen previous model
     on real and synthesized images: each feature weighted by how much the previous head relies on it
     (:func:`feature_importance`).
@@ -50,7 +51,7 @@ from jaxviz.core import loop
 from jaxviz.datafree import training
 
 __all__ = ["METHODS", "Settings", "TaskResult", "learn_task", "local_cross_entropy", "feature_importance",
-           "feature_distillation", "features_and_logits", "class_mask"]
+           "feature_distillation", "features_and_logits", "class_mask", "class_balance"]
 
 METHODS = ("finetune", "replay", "abd")
 _NEG = -1e9
@@ -68,6 +69,10 @@ class Settings:
         feature_weight: weight of ABD's importance-weighted feature distillation.
         head_weight: weight of ABD's head-only cross-entropy over all seen classes.
         head: name of the classifier, a Dense module whose input is the feature vector.
+        class_balance: weight ABD's two cross-entropies per class (:func:`class_balance`): the old classes by
+            their share of the seen ones, the new by theirs. Without it, 5 tasks of two digits kept 0.390 of
+            all digits (seed 0) against 0.579 with it: the head favoured the new classes, which fill half of
+            every batch.
     """
 
     steps: int = 500
@@ -77,6 +82,7 @@ class Settings:
     feature_weight: float = 1.0
     head_weight: float = 1.0
     head: str = "fc"
+    class_balance: bool = True
 
 
 class TaskResult(NamedTuple):
@@ -96,6 +102,18 @@ def local_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) -
     softmax, so they get no gradient)."""
     log_p = jax.nn.log_softmax(jnp.where(mask, logits, _NEG))
     return -jnp.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
+
+
+def class_balance(labels: jax.Array, old: jax.Array, seen: jax.Array) -> jax.Array:
+    """(B,) weights of ABD's cross-entropies: ``n_old / n_seen`` for an image of an old class, ``n_new / n_seen``
+    for one of a new class (masks (C,) of the old and the seen classes).
+
+    A step draws as many real images of the few new classes as synthesized ones of the many old classes, so
+    each new class has ``n_old / n_new`` times more images than each old class; these weights give every class
+    the same total weight (the ABD authors' code does the same).
+    """
+    share = jnp.sum(old) / jnp.maximum(jnp.sum(seen), 1)
+    return jnp.where(old[labels], share, 1.0 - share)
 
 
 def feature_importance(kernel: jax.Array, old: jax.Array) -> jax.Array:
@@ -145,10 +163,12 @@ def _loss(params, variables, x, y, xs, ys, data, *, model, method, settings):
     feats, logits, stats = features_and_logits(model, v, both, head=settings.head, train=True)
     if method != "abd":
         return jnp.mean(local_cross_entropy(logits, labels, data["seen"])), stats
-    local = jnp.mean(local_cross_entropy(logits[:b], y, data["new"]))
+    weights = (class_balance(labels, data["old"], data["seen"]) if settings.class_balance
+               else jnp.ones(labels.shape[0]))
+    local = jnp.mean(weights[:b] * local_cross_entropy(logits[:b], y, data["new"]))
     head = params[settings.head]
     head_logits = jax.lax.stop_gradient(feats) @ head["kernel"] + head["bias"]
-    balanced = jnp.mean(local_cross_entropy(head_logits, labels, data["seen"]))
+    balanced = jnp.mean(weights * local_cross_entropy(head_logits, labels, data["seen"]))
     prev_feats, _, _ = features_and_logits(model, data["previous"], both, head=settings.head)
     prev_kernel = data["previous"]["params"][settings.head]["kernel"]
     fd = feature_distillation(feats, jax.lax.stop_gradient(prev_feats), feature_importance(prev_kernel, data["old"]))
