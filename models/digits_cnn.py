@@ -36,10 +36,12 @@ class DigitsCNN(nn.Module):
     num_classes: int = 10
     pool: str = "avg"  # or "cov": CovariancePool(cov_dim)
     cov_dim: int = 16
+    grey: bool = True  # average the three channels first (the digits are grey)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = jnp.mean(x, axis=-1, keepdims=True)
+        if self.grey:
+            x = jnp.mean(x, axis=-1, keepdims=True)
         for i, width in enumerate(self.widths, start=1):
             x = nn.Conv(width, (3, 3), padding=1, use_bias=False, name=f"conv{i}")(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x)
@@ -65,3 +67,11 @@ def build(widths: tuple[int, int, int] = (16, 32, 64), pool: str = "avg", cov_di
     return linen_port(name, DigitsCNN(widths, pool=pool, cov_dim=cov_dim), INPUT_SIZE, 10,
                       Preprocessing((0.5,) * 3, (0.5,) * 3), layers, aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)},
                       labels="digits", cam_layer="relu3")
+
+
+def small_cnn(num_classes: int, input_size: int, widths: tuple[int, int, int] = (16, 32, 64)) -> Model:
+    """The same network in colour with ``num_classes`` outputs: a student small enough to train on a CPU in
+    seconds, for distillation from a large teacher (``labels="indices"``: class ``k`` is its ``k``-th output)."""
+    return linen_port("small_cnn", DigitsCNN(widths, num_classes=num_classes, grey=False), input_size, num_classes,
+                      Preprocessing((0.5,) * 3, (0.5,) * 3), LAYERS, aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)},
+                      labels="indices", cam_layer="relu3")

@@ -73,3 +73,17 @@ def test_mean_pairwise_distance_against_numpy():
     same = (labels[:, None] == labels[None]) & ~np.eye(6, dtype=bool)
     np.testing.assert_allclose(distill.mean_pairwise_distance(f, labels), d[same].mean(), rtol=1e-5)
     np.testing.assert_allclose(distill.mean_pairwise_distance(f), d[~np.eye(6, dtype=bool)].mean(), rtol=1e-5)
+
+
+def test_the_colour_student_sees_colour_and_has_its_outputs():
+    model = digits_model.small_cnn(7, 40)
+    variables = model.init(jax.random.key(0), 40)
+    x = np.random.default_rng(0).uniform(size=(2, 40, 40, 3)).astype(np.float32)
+    logits = np.asarray(model.apply(variables, x))
+    assert logits.shape == (2, 7) and model.labels == "indices"
+    # the digits CNN averages the channels, so a channel permutation cannot change its output; this one's can
+    assert np.abs(np.asarray(model.apply(variables, x[..., ::-1])) - logits).max() > 1e-4
+    grey = digits_model.build()
+    grey_vars = grey.init(jax.random.key(0), 32)
+    np.testing.assert_allclose(np.asarray(grey.apply(grey_vars, x[:, :32, :32, ::-1])),
+                               np.asarray(grey.apply(grey_vars, x[:, :32, :32])), rtol=1e-5, atol=1e-6)
