@@ -64,14 +64,15 @@ def build(widths: tuple[int, int, int] = (16, 32, 64), pool: str = "avg", cov_di
         raise ValueError(f"pool must be 'avg' or 'cov', got {pool!r}")
     name, layers = ("digits_cnn", LAYERS) if pool == "avg" else (
         "digits_cnn_cov", tuple("covpool" if n == "avgpool" else n for n in LAYERS))
-    return linen_port(name, DigitsCNN(widths, pool=pool, cov_dim=cov_dim), INPUT_SIZE, 10,
-                      Preprocessing((0.5,) * 3, (0.5,) * 3), layers, aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)},
-                      labels="digits", cam_layer="relu3")
+    return _record(name, DigitsCNN(widths, pool=pool, cov_dim=cov_dim), INPUT_SIZE, layers, "digits")
 
 
 def small_cnn(num_classes: int, input_size: int, widths: tuple[int, int, int] = (16, 32, 64)) -> Model:
     """The same network in colour with ``num_classes`` outputs: a student small enough to train on a CPU in
     seconds, for distillation from a large teacher (``labels="indices"``: class ``k`` is its ``k``-th output)."""
-    return linen_port("small_cnn", DigitsCNN(widths, num_classes=num_classes, grey=False), input_size, num_classes,
-                      Preprocessing((0.5,) * 3, (0.5,) * 3), LAYERS, aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)},
-                      labels="indices", cam_layer="relu3")
+    return _record("small_cnn", DigitsCNN(widths, num_classes=num_classes, grey=False), input_size, LAYERS, "indices")
+
+
+def _record(name: str, module: DigitsCNN, input_size: int, layers: tuple[str, ...], labels: str) -> Model:
+    return linen_port(name, module, input_size, module.num_classes, Preprocessing((0.5,) * 3, (0.5,) * 3), layers,
+                      aliases={f"conv{i}": f"bn{i}" for i in (1, 2, 3)}, labels=labels, cam_layer="relu3")
