@@ -23,7 +23,7 @@ from jaxviz.io import image, plot
 from jaxviz.synthesis import classviz, quality
 
 #: goldfish, ostrich, flamingo, Egyptian cat, bee, balloon, basketball, pickup, strawberry, volcano
-CLASSES = "1,9,130,285,309,417,430,717,949,980"
+CLASSES = ",".join(map(str, quality.TEN_CLASSES))
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ from jaxviz.datafree import deepinversion as di
 from jaxviz.io import image
 from jaxviz.synthesis import param, quality
 
-CLASSES = "1,9,130,285,309,417,430,717,949,980"
+CLASSES = ",".join(map(str, quality.TEN_CLASSES))
 
 
 def main(argv=None):

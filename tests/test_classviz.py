@@ -18,7 +18,7 @@ from jaxviz.core import forward
 from jaxviz.synthesis import classviz, quality
 
 #: Ten fixed classes: goldfish, ostrich, flamingo, Egyptian cat, bee, balloon, basketball, pickup, strawberry, volcano.
-CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)
+CLASSES = quality.TEN_CLASSES
 #: Lite1 must put at least this many of the ten first, and in its top 5; Lite0 itself first.
 MIN_TOP1, MIN_TOP5, MIN_OWN_TOP1 = 6, 9, 9
 #: the pictures' noise statistics may exceed the bundled photos' by at most this factor

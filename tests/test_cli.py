@@ -90,6 +90,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     (["dream", "--octaves", "two"], "jaxviz dream: --octaves must be an integer, got 'two'"),
     (["saliency", "--sample", "chelsea", "--samples", "0"], "jaxviz saliency: --samples must be >= 1, got 0"),
     (["texture", "t.png", "--tv", "-1"], "jaxviz texture: --tv must be >= 0, got -1.0"),
+    (["texture", "t.png", "--spectrum", "-1"], "jaxviz texture: --spectrum must be >= 0, got -1.0"),
     (["train-style", "s.png", "--batch", "0"], "jaxviz train-style: --batch-size must be >= 1, got 0"),
     (["demo", "--scale", "0"], "jaxviz demo: --scale must be > 0, got 0.0"),
     (["deepinversion", "--targets", "1", "--lr", "nan"], "jaxviz deepinversion: --lr must be a number, got 'nan'"),
@@ -244,9 +245,11 @@ def test_cli_defaults_equal_the_library_defaults():
     assert _common.DEFAULT_MODEL == models.DEFAULT_MODEL
     assert (synthesis.CLASSVIZ_STEPS, synthesis.CLASSVIZ_METHODS, synthesis.INVERT_STEPS, synthesis.INVERT_TV) == (
         classviz.DEFAULT_STEPS, classviz.METHODS, inversion.DEFAULT_STEPS, inversion.DEFAULT_TV_WEIGHT)
-    assert (style.TEXTURE_STEPS, style.TEXTURE_TV, style.STYLE_STEPS, style.STYLE_CONTENT_WEIGHT, style.STYLE_TV,
+    assert (style.TEXTURE_STEPS, style.TEXTURE_TV, style.TEXTURE_SPECTRUM, style.STYLE_STEPS,
+            style.STYLE_CONTENT_WEIGHT, style.STYLE_TV,
             style.FAST_STEPS, style.FAST_SIZE) == (
-        texture.DEFAULT_STEPS, texture.DEFAULT_TV_WEIGHT, transfer.DEFAULT_STEPS, transfer.DEFAULT_CONTENT_WEIGHT,
+        texture.DEFAULT_STEPS, texture.DEFAULT_TV_WEIGHT, texture.DEFAULT_SPECTRUM_WEIGHT, transfer.DEFAULT_STEPS,
+        transfer.DEFAULT_CONTENT_WEIGHT,
         transfer.DEFAULT_TV_WEIGHT, fast.DEFAULT_STEPS, fast.DEFAULT_SIZE)
     assert (style.FAST_BATCH, style.FAST_LR, style.STYLE_PARAMS) == (fast.DEFAULT_BATCH_SIZE, fast.DEFAULT_LR,
                                                                       transfer.PARAMS)

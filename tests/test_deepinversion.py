@@ -22,6 +22,7 @@ import torch
 from jaxviz.core import loop
 from jaxviz.datafree import deepinversion as di
 from jaxviz.io import image
+from jaxviz.synthesis import quality
 
 from conftest import to_nchw, torch_bn_terms, torch_lite0
 
@@ -150,7 +151,7 @@ def test_bad_input_is_refused():
 
 
 #: the ten classes of the class-visualization test; Lite1 must have at least this many first and in its top 5
-IMAGENET_CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)
+IMAGENET_CLASSES = quality.TEN_CLASSES
 MIN_TOP1, MIN_TOP5 = 6, 9
 #: the pictures' noise statistics may exceed the bundled photos' by at most this factor
 MAX_NOISE_RATIO = 1.5
@@ -159,7 +160,6 @@ MAX_NOISE_RATIO = 1.5
 def test_ten_inverted_classes_are_recognized_by_an_independent_network_and_look_natural(lite0):
     """The CLI's defaults (300 steps, 224 px, the recommended settings: MACO at lr 0.25 on Lite0); Lite1 judges."""
     from jaxviz import cli, models
-    from jaxviz.synthesis import quality
 
     model, variables = lite0
     images = di.deepinversion(jax.random.key(0), model, variables, IMAGENET_CLASSES, steps=cli.DEEPINVERSION_STEPS,

@@ -18,7 +18,7 @@ from jaxviz.cli._common import (
 )
 
 #: the library's defaults (jaxviz.style.texture / transfer / fast; a test keeps them equal).
-TEXTURE_STEPS, TEXTURE_TV = 100, 100.0
+TEXTURE_STEPS, TEXTURE_TV, TEXTURE_SPECTRUM = 100, 100.0, 1e4
 STYLE_STEPS, STYLE_CONTENT_WEIGHT, STYLE_TV = 100, 1.0, 10.0
 STYLE_PARAMS = ("pixel", "fourier")  # jaxviz.style.transfer.PARAMS, without importing JAX
 FAST_STEPS, FAST_SIZE, FAST_BATCH, FAST_LR = 300, 128, 4, 1e-2
@@ -56,8 +56,8 @@ def cmd_texture(args) -> None:
     model, variables = _load_model(args)
     start = time.perf_counter()
     r = texture.synthesize(key(args), model, variables, source, size=size, steps=args.steps,
-                           optimizer=optimizer(args.optimizer, texture.DEFAULT_OPTIMIZER), tv_weight=args.tv,
-                           progress=None)
+                           optimizer=optimizer(args.optimizer, texture.default_optimizer(args.steps)),
+                           tv_weight=args.tv, spectrum_weight=args.spectrum, progress=None)
     image.save_png(args.out, r.images[0])
     seconds = time.perf_counter() - start
     summary = {"style_loss_start": float(r.style_loss_start[0]), "style_loss_end": float(r.style_loss_end[0])}
@@ -178,6 +178,9 @@ def register(sub) -> None:
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam",
                    help="adam: the library's Adam; lbfgs: optax's L-BFGS with a line search")
     p.add_argument("--tv", type=number(0), default=TEXTURE_TV, help="total-variation weight")
+    p.add_argument("--spectrum", type=number(0), default=TEXTURE_SPECTRUM,
+                   help="weight of the spectrum constraint: the source's long-range order "
+                        f"(default {TEXTURE_SPECTRUM:g}; 0: the Gram matrices alone)")
     out_args(p, json_help='print {"style_loss_start", "style_loss_end"}')
     p.set_defaults(func=cmd_texture, check=check_texture)
 

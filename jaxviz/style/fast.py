@@ -230,8 +230,9 @@ def train(key: jax.Array, model, variables, style, images, settings: Settings | 
     from jaxviz.models import check_names
 
     s = with_overrides(settings, overrides, DEFAULT_SETTINGS)
-    if s.scales != (1.0,) or s.init != "content" or s.preserve_colors:
-        raise ValueError("fast style training takes no scales, init or preserve_colors (Gatys transfer does)")
+    if s.scales != (1.0,) or s.init != "content" or s.preserve_colors or s.spectrum_weight:
+        raise ValueError("fast style training takes no scales, init, preserve_colors or spectrum_weight (Gatys "
+                         "transfer does)")
     check_optimizer(optimizer)
     net = net or TransformNet((16, 32, 64), 3)
     images = jnp.asarray(images, jnp.float32)

@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxviz.core import forward, loop
-from jaxviz.style import gram
+from jaxviz.style import gram, spectrum
 from jaxviz.synthesis.param import Fourier
 
 __all__ = ["transfer", "gram_optimize", "minimize", "style_loss_of", "content_loss_of", "preserve_color", "Settings",
@@ -88,6 +88,9 @@ class Settings:
             defaults use :data:`jaxviz.style.texture.DEFAULT_COLOUR_WEIGHT` (otherwise blue and yellow casts
             over grey sources), a feed-forward network :data:`jaxviz.style.fast.DEFAULT_COLOUR_WEIGHT` (otherwise
             saturated blobs).
+        spectrum_weight: weight of :func:`~jaxviz.style.spectrum.spectrum_loss` (the style's Fourier modulus:
+            long-range order, such as a wall's rows of bricks, that Gram matrices lose); 0: off.
+        spectrum_max_frequency: the constraint holds up to this frequency (cycles per pixel); None: everywhere.
         param: optimize the ``"pixel"``s or the ``"fourier"`` spectrum (started from the image at every
             scale); None: the network's (:func:`~jaxviz.style.gram.default_layers`) for a transfer, pixels for
             a texture.
@@ -104,6 +107,8 @@ class Settings:
     layer_weights: Mapping[str, float] | None = None
     preserve_colors: bool = False
     colour_weight: float | None = None
+    spectrum_weight: float = 0.0
+    spectrum_max_frequency: float | None = None
     param: str | None = None
 
 
@@ -222,6 +227,8 @@ def _transfer_loss(x, *, data, model, style_layers, content_layer):
     loss = loss + weights["tv"] * gram.total_variation(x)
     if data["colours"] is not None:
         loss = loss + weights["colour"] * gram.colour_loss(x, data["colours"])
+    if data["spectrum"] is not None:
+        loss = loss + weights["spectrum"] * spectrum.spectrum_loss(x, data["spectrum"])
     return jnp.sum(loss)
 
 
@@ -295,6 +302,9 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         content_layer, (b, h, w) = None, (num_images, *size)
     if s.style_scale <= 0 or not s.scales or min(s.scales) <= 0:
         raise ValueError(f"style_scale and scales must be positive, got {s.style_scale} and {list(s.scales)}")
+    if s.spectrum_weight < 0 or (s.spectrum_max_frequency is not None and s.spectrum_max_frequency <= 0):
+        raise ValueError(f"spectrum_weight must be >= 0 and spectrum_max_frequency positive, got "
+                         f"{s.spectrum_weight} and {s.spectrum_max_frequency}")
     if s.init not in ("content", "noise") or (s.init == "content" and content is None):
         raise ValueError(f"init must be 'content' or 'noise', got {s.init!r}")
     param = s.param or (defaults.param if content is not None else "pixel")
@@ -311,7 +321,7 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         defaults.transfer_style_weight or defaults.style_weight)
     weights = {"style": jnp.float32(default_weight if s.style_weight is None else s.style_weight),
                "content": jnp.float32(s.content_weight), "tv": jnp.float32(s.tv_weight),
-               "colour": jnp.float32(s.colour_weight or 0.0)}
+               "colour": jnp.float32(s.colour_weight or 0.0), "spectrum": jnp.float32(s.spectrum_weight)}
     history: list[tuple[int, float]] = []
     x, start_loss = None, None
     for n, frac in enumerate(sorted(s.scales)):
@@ -328,16 +338,18 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
             x = _resize(x, sh, sw)
         data = {"variables": variables, "style": targets, "content": target_content, "weights": weights,
                 "layer_weights": layer_weights,
-                "colours": gram.colour_targets(sty) if s.colour_weight else None}
+                "colours": gram.colour_targets(sty) if s.colour_weight else None,
+                "spectrum": (spectrum.spectrum_targets(sty, (sh, sw), s.spectrum_max_frequency)
+                             if s.spectrum_weight else None)}
         run = functools.partial(minimize, data=data, optimizer=optimizer, steps=steps, progress=progress,
                                 desc=f"{desc} {sh}x{sw}", history=history, start=n * steps)
         if param == "pixel":
             x = run(loss_fn, x)
         else:
             shape = x.shape
-            spectrum = run(functools.partial(_through_spectrum, loss_fn=loss_fn, shape=shape),
-                           _SPECTRUM.init(None, shape, image=x), project=False)
-            x = _SPECTRUM.to_image(spectrum, shape)
+            coeffs = run(functools.partial(_through_spectrum, loss_fn=loss_fn, shape=shape),
+                         _SPECTRUM.init(None, shape, image=x), project=False)
+            x = _SPECTRUM.to_image(coeffs, shape)
     x = jnp.clip(x, 0.0, 1.0)
     if s.preserve_colors and content is not None:
         x = preserve_color(x, content)

@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NoiseStatistics", "noise_statistics", "natural_reference", "noise_ratios", "Recognition", "recognition",
-           "luminance_ssim", "colour_distance", "largest_saturated_region", "largest_clipped_region"]
+__all__ = ["TEN_CLASSES", "NoiseStatistics", "noise_statistics", "natural_reference", "noise_ratios", "Recognition",
+           "recognition", "luminance_ssim", "colour_distance", "largest_saturated_region", "largest_clipped_region"]
 
 
 class NoiseStatistics(NamedTuple):
@@ -89,6 +89,12 @@ def noise_ratios(images, size: int | None = None) -> tuple[float, float]:
     photos = natural_reference(size or np.shape(images)[-3])
     return (float(noise.neighbour_diff.mean() / photos.neighbour_diff),
             float(noise.high_freq_share.mean() / photos.high_freq_share))
+
+
+#: the ten fixed ImageNet classes that class visualization and DeepInversion are judged on (goldfish, ostrich,
+#: flamingo, Egyptian cat, bee, balloon, basketball, pickup, strawberry, volcano): the tests, the examples and
+#: the demo.
+TEN_CLASSES = (1, 9, 130, 285, 309, 417, 430, 717, 949, 980)
 
 
 class Recognition(NamedTuple):
