@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxviz.io import image
 from jaxviz.style import fast, spectrum, texture
 
 from conftest import tiny_model
@@ -45,11 +46,11 @@ def test_targets_put_a_waves_power_at_its_frequency_at_any_size():
     source = _waves(64, 64, 1 / 8, 0)
     same = spectrum.spectrum_targets(source, (64, 64))
     power = np.asarray(same["modulus"]) ** 2
-    luma = (source @ np.asarray(spectrum.LUMA))
+    luma = source @ image.LUMA
     # the orthonormal FFT's power: all of the wave's variance, at +-8 cycles over 64 px
     # (within 1%: the periodic component takes a small smooth part off even a periodic wave)
     np.testing.assert_allclose(power.sum(), luma.var() * 64 * 64, rtol=0.01)
-    assert np.argsort(power.ravel())[-2:].tolist() == sorted([8 * 64, 56 * 64])
+    assert sorted(np.argsort(power.ravel())[-2:].tolist()) == [8 * 64, 56 * 64]
     bigger = np.asarray(spectrum.spectrum_targets(source, (96, 80))["modulus"]) ** 2
     peaks = sorted(np.unravel_index(i, bigger.shape) for i in np.argsort(bigger.ravel())[-2:])
     assert peaks == [(12, 0), (84, 0)]  # 1/8 cycle per pixel is 12 cycles over 96 px
@@ -59,10 +60,23 @@ def test_targets_put_a_waves_power_at_its_frequency_at_any_size():
     assert free[0, 0] and not free[8, 0] and free[16, 0] and free[0, 16]
 
 
+def test_a_smaller_or_odd_output_keeps_the_peak_and_a_symmetric_spectrum():
+    # 5 cycles over 128 px: at 64 px the frequency falls between bins 2 and 3, which must share the peak's power
+    noise = np.random.default_rng(2).normal(scale=0.02, size=(128, 128, 1))
+    source = np.clip(_waves(128, 128, 5 / 128, 0) + noise, 0, 1)
+    for shape, bins in (((64, 64), [2, 3]), ((63, 77), [2, 3])):
+        power = np.asarray(spectrum.spectrum_targets(source, shape)["modulus"]) ** 2
+        near = sum(power[b, x] + power[-b, x] for b in bins for x in (-1, 0, 1))  # the box blurs across too
+        assert near > 0.8 * power.sum(), (shape, near / power.sum())
+        # Hermitian: the power at f is the power at -f, so a projection's inverse FFT is real
+        mirrored = np.roll(power[::-1, ::-1], 1, axis=(0, 1))
+        np.testing.assert_allclose(power, mirrored, rtol=1e-5, atol=1e-12)
+
+
 def test_projection_keeps_phase_and_mean_and_the_loss_is_zero_on_its_own_spectrum():
     rng = np.random.default_rng(1)
     source = rng.uniform(size=(32, 32, 3))
-    target = spectrum.spectrum_targets(spectrum.periodic_component(source), (32, 32))
+    target = spectrum.spectrum_targets(source, (32, 32))
     x = jnp.asarray(rng.uniform(size=(2, 32, 32, 3)), jnp.float32)
     projected = np.asarray(spectrum.project(x, target))
     luma = np.asarray(spectrum.luminance(x))
@@ -84,6 +98,9 @@ def test_bad_settings_are_refused_before_any_work():
     source = np.zeros((32, 32, 3), np.float32)
     with pytest.raises(ValueError, match="spectrum_weight must be >= 0"):
         texture.synthesize(jax.random.key(0), model, variables, source, spectrum_weight=-1.0)
+    for bad in (float("nan"), None):
+        with pytest.raises(ValueError, match="spectrum_weight must be >= 0"):
+            texture.synthesize(jax.random.key(0), model, variables, source, spectrum_weight=bad)
     with pytest.raises(ValueError, match="spectrum_max_frequency positive"):
         texture.synthesize(jax.random.key(0), model, variables, source, spectrum_max_frequency=0.0)
     with pytest.raises(ValueError, match="spectrum_weight"):

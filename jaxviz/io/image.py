@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 __all__ = [
     "SAMPLES", "TEXTURES", "load_image", "sample", "to_pil", "resize", "center_crop", "prepare",
-    "save_png", "grid",
+    "save_png", "grid", "LUMA",
 ]
 
 #: scikit-image's bundled photos and textures.
@@ -28,6 +28,8 @@ SAMPLES = ("chelsea", "coffee", "astronaut", "rocket")
 TEXTURES = ("brick", "grass", "gravel")
 STYLES = ("immunohistochemistry", "hubble_deep_field")  # style sources for style transfer
 MIN_SIDE = 8
+#: ITU-R BT.601 luma weights: ``rgb @ LUMA`` is an image's luminance.
+LUMA = np.array([0.299, 0.587, 0.114])
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 

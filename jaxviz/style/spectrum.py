@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
+from jaxviz.io.image import LUMA
+
 __all__ = ["periodic_component", "luminance", "spectrum_targets", "project", "spectrum_loss"]
 
 
@@ -51,13 +53,9 @@ def periodic_component(image: np.ndarray) -> np.ndarray:
     return u - np.real(np.fft.ifft2(smooth_hat, axes=(0, 1)))
 
 
-#: ITU-R BT.601 luma weights: the constraint acts on the luminance, where a texture's order lives (per-channel
-#: phases drift apart and paint colour fringes; the colour distribution is the colour loss's job)
-LUMA = (0.299, 0.587, 0.114)
-
-
 def luminance(images: jax.Array) -> jax.Array:
-    """(..., 3) RGB -> (...) luma."""
+    """(..., 3) RGB -> (...) luma (Rec. 601). The constraint acts on the luminance, where a texture's order lives:
+    per-channel phases drift apart and paint colour fringes, and the colour distribution is the colour loss's."""
     return images @ jnp.asarray(LUMA, images.dtype)
 
 
@@ -67,16 +65,24 @@ def spectrum_targets(source, shape: tuple[int, int], max_frequency: float | None
     luminance (mean removed), read by linear interpolation at the (h, w) grid's frequencies (cycles per pixel),
     scaled to keep the source's variance, then the square root (an orthonormal FFT's power is a power spectral
     density, the same at any size). ``free``: the frequencies left to the image (the mean, and those above
-    ``max_frequency`` cycles per pixel, radially; None: none)."""
+    ``max_frequency`` cycles per pixel, radially; None: none). On an axis where the output is smaller than the
+    source, the power is first averaged over the source frequencies between two of the output's."""
     src = np.asarray(source, np.float64)
     src = src[0] if src.ndim == 4 else src
     if src.ndim != 3 or src.shape[-1] != 3:
         raise ValueError(f"source: expected an (H, W, 3) RGB image, got shape {src.shape}")
-    p = periodic_component((src @ np.asarray(LUMA))[..., None])[..., 0]
+    p = periodic_component((src @ LUMA)[..., None])[..., 0]
     p = p - p.mean()
     big_h, big_w = p.shape
     power = np.fft.fftshift(np.abs(np.fft.fft2(p, norm="ortho")) ** 2)
     h, w = shape
+    # an axis the output samples more coarsely than the source: sum the power between its frequencies (a box
+    # over N / n bins, odd so that it stays centred and the spectrum symmetric), so a peak between two of them is
+    # not missed
+    for axis, (n, big) in enumerate(((h, big_h), (w, big_w))):
+        if n < big:
+            width = int(np.ceil(big / n)) // 2 * 2 + 1
+            power = ndimage.uniform_filter1d(power, size=width, axis=axis, mode="wrap")
     # an output frequency f (cycles per pixel) sits at f * N + N // 2 in the source's shifted spectrum
     fy = np.fft.fftfreq(h)[:, None] * big_h + big_h // 2
     fx = np.fft.fftfreq(w)[None, :] * big_w + big_w // 2

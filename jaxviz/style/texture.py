@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import numpy as np
 import optax
 
 from jaxviz.style import transfer
@@ -57,8 +58,7 @@ DEFAULTS = transfer.Settings(style_weight=1.0, content_weight=0.0, tv_weight=DEF
 
 @functools.lru_cache(maxsize=8)
 def default_optimizer(steps: int) -> optax.GradientTransformation:
-    """Adam at :data:`DEFAULT_LR`, cosine-decayed to 0 over ``steps`` (one object per ``steps``, so repeated runs
-    share their compiled step)."""
+    """Adam at :data:`DEFAULT_LR`, cosine-decayed to 0 over ``steps`` (one object per ``steps``)."""
     return optax.adam(optax.cosine_decay_schedule(DEFAULT_LR, steps))
 
 
@@ -84,7 +84,8 @@ def synthesize(key: jax.Array, model, variables, source, settings: transfer.Sett
     if min(size) < 16 or num_images < 1:
         raise ValueError(f"size must be at least 16 px and num_images at least 1, got size {size}, "
                          f"num_images {num_images}")
-    if optimizer is None:
-        optimizer = default_optimizer(steps if isinstance(steps, int) and steps > 0 else 1)
+    if optimizer is None:  # a bad ``steps`` is refused by the loop, with its message
+        whole = not isinstance(steps, bool) and isinstance(steps, (int, float, np.integer)) and int(steps) == steps
+        optimizer = default_optimizer(int(steps) if whole and steps >= 1 else 1)
     return transfer.gram_optimize(key, model, variables, None, source, settings, size=size, num_images=num_images,
                                   steps=steps, optimizer=optimizer, progress=progress, desc="texture")

@@ -302,7 +302,8 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
         content_layer, (b, h, w) = None, (num_images, *size)
     if s.style_scale <= 0 or not s.scales or min(s.scales) <= 0:
         raise ValueError(f"style_scale and scales must be positive, got {s.style_scale} and {list(s.scales)}")
-    if s.spectrum_weight < 0 or (s.spectrum_max_frequency is not None and s.spectrum_max_frequency <= 0):
+    if not (s.spectrum_weight is not None and s.spectrum_weight >= 0) or (
+            s.spectrum_max_frequency is not None and not s.spectrum_max_frequency > 0):
         raise ValueError(f"spectrum_weight must be >= 0 and spectrum_max_frequency positive, got "
                          f"{s.spectrum_weight} and {s.spectrum_max_frequency}")
     if s.init not in ("content", "noise") or (s.init == "content" and content is None):

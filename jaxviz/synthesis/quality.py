@@ -133,9 +133,6 @@ def recognition(judge, judge_variables, images, classes) -> Recognition:
     return Recognition(rank == 0, rank < 5, rank, prob, judge.name)
 
 
-_LUMA = np.array([0.299, 0.587, 0.114])
-
-
 def _one(image, what: str) -> np.ndarray:
     x = np.asarray(image, np.float64)
     if x.ndim != 3 or x.shape[-1] != 3:
@@ -147,10 +144,12 @@ def luminance_ssim(a, b) -> float:
     """SSIM (scikit-image's, 7 px window) between the luminances (Rec. 601) of two (H, W, 3) images in [0, 1]."""
     from skimage.metrics import structural_similarity
 
+    from jaxviz.io import image
+
     a, b = _one(a, "a"), _one(b, "b")
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} and {b.shape}")
-    return float(structural_similarity(a @ _LUMA, b @ _LUMA, data_range=1.0))
+    return float(structural_similarity(a @ image.LUMA, b @ image.LUMA, data_range=1.0))
 
 
 def colour_distance(a, b, bins: int = 8) -> float:
