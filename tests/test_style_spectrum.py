@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxviz.core import loop
 from jaxviz.io import image
 from jaxviz.style import fast, spectrum, texture
 
@@ -106,3 +107,13 @@ def test_bad_settings_are_refused_before_any_work():
     with pytest.raises(ValueError, match="spectrum_weight"):
         fast.train(jax.random.key(0), model, variables, source, np.zeros((1, 32, 32, 3), np.float32), size=32,
                    steps=1, spectrum_weight=1.0)
+
+
+def test_a_second_texture_of_the_same_shapes_compiles_nothing():
+    model, variables = tiny_model()
+    source = np.random.default_rng(3).uniform(size=(32, 32, 3)).astype(np.float32)
+    texture.synthesize(jax.random.key(0), model, variables, source, steps=3, progress=False)
+    before = loop.compiled_programs()
+    again = texture.synthesize(jax.random.key(1), model, variables, source * 0.5, steps=3, progress=False)
+    assert loop.compiled_programs() == before
+    assert np.isfinite(np.asarray(again.images)).all()

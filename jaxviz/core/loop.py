@@ -78,12 +78,13 @@ class _Bound:
     fn: Callable
     static: tuple
 
-    def __call__(self, carry, i, data):
-        return self.fn(carry, i, data, **dict(self.static))
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs, **dict(self.static))
 
 
 def step(fn: Callable, **static) -> Step:
-    """``fn`` with its static keyword arguments bound, equal to any other binding of the same values.
+    """``fn`` with its static keyword arguments bound, equal to any other binding of the same values: a loop
+    step, or any function a compiled step holds (a loss).
 
     (A ``functools.partial`` is hashable but compares by identity: each new one would compile anew.)
     """

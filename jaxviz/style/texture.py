@@ -58,7 +58,8 @@ DEFAULTS = transfer.Settings(style_weight=1.0, content_weight=0.0, tv_weight=DEF
 
 @functools.lru_cache(maxsize=8)
 def default_optimizer(steps: int) -> optax.GradientTransformation:
-    """Adam at :data:`DEFAULT_LR`, cosine-decayed to 0 over ``steps`` (one object per ``steps``)."""
+    """Adam at :data:`DEFAULT_LR`, cosine-decayed to 0 over ``steps`` (one object per ``steps``, so repeated
+    textures share their compiled step)."""
     return optax.adam(optax.cosine_decay_schedule(DEFAULT_LR, steps))
 
 

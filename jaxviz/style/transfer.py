@@ -176,8 +176,9 @@ def minimize(loss_fn: Callable, params: jax.Array, data, *, optimizer: optax.Gra
              history: list | None = None, start: int = 0) -> jax.Array:
     """``steps`` optimizer steps on ``loss_fn(params, data=data) -> scalar``; returns the new params.
 
-    ``loss_fn`` and ``optimizer`` are static (hashable; pass module-level functions or ``functools.partial`` of
-    them with static arguments), ``data`` is a pytree of arrays. A line-search optimizer (optax's L-BFGS) is
+    ``loss_fn`` and ``optimizer`` are static (hashable; pass module-level functions or
+    :func:`jaxviz.core.loop.step` bindings of them, which compare by value: a ``functools.partial`` compiles
+    anew every time), ``data`` is a pytree of arrays. A line-search optimizer (optax's L-BFGS) is
     given the loss function. ``project`` clips to [0, 1] after each step (default: unless it line-searches,
     whose curvature memory clipping would break). ``history`` gets :func:`jaxviz.core.loop.run`'s history, step
     numbers offset by ``start``.
@@ -316,8 +317,7 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
     style_h, style_w = style_shape(style, s.style_scale * min(h, w) if content is not None else min(style.shape[1:3]))
     layer_weights = {n: 1.0 for n in style_layers} if s.layer_weights is None else \
         {n: float(s.layer_weights[n]) for n in style_layers}
-    loss_fn = functools.partial(_transfer_loss, model=model, style_layers=style_layers,
-                                content_layer=content_layer)
+    loss_fn = loop.step(_transfer_loss, model=model, style_layers=style_layers, content_layer=content_layer)
     default_weight = defaults.style_weight if content is None or param != defaults.param else (
         defaults.transfer_style_weight or defaults.style_weight)
     weights = {"style": jnp.float32(default_weight if s.style_weight is None else s.style_weight),
@@ -348,7 +348,7 @@ def gram_optimize(key, model, variables, content, style, settings: Settings, *, 
             x = run(loss_fn, x)
         else:
             shape = x.shape
-            coeffs = run(functools.partial(_through_spectrum, loss_fn=loss_fn, shape=shape),
+            coeffs = run(loop.step(_through_spectrum, loss_fn=loss_fn, shape=shape),
                          _SPECTRUM.init(None, shape, image=x), project=False)
             x = _SPECTRUM.to_image(coeffs, shape)
     x = jnp.clip(x, 0.0, 1.0)
